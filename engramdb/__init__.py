@@ -1,0 +1,43 @@
+"""engramdb: a vector-memory engine for AI agents.
+
+Agents write what they see, learn and know how to do; recall it by similarity;
+compress it by consolidation; and carry it between machines as snapshots.
+
+Example:
+    >>> from engramdb import MemoryEngine
+    >>> with MemoryEngine.open("./memory") as engine:
+    ...     engine.add("Alice moved to Lisbon in May", agent="assistant")
+    ...     [h.memory.text for h in engine.recall("Where does Alice live?", agent="assistant")]
+"""
+
+from engramdb.config import ScoringWeights, Settings
+from engramdb.embeddings import Embedder, HashingEmbedder, SentenceTransformerEmbedder
+from engramdb.engine import Hit, Memory, MemoryEngine, MemoryKind, MemoryStatus
+from engramdb.errors import (
+    EmbedderMismatchError,
+    EngramError,
+    NotFoundError,
+    StoreLockedError,
+    ValidationError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Embedder",
+    "EmbedderMismatchError",
+    "EngramError",
+    "HashingEmbedder",
+    "Hit",
+    "Memory",
+    "MemoryEngine",
+    "MemoryKind",
+    "MemoryStatus",
+    "NotFoundError",
+    "ScoringWeights",
+    "SentenceTransformerEmbedder",
+    "Settings",
+    "StoreLockedError",
+    "ValidationError",
+    "__version__",
+]

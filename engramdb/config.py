@@ -1,0 +1,81 @@
+"""Settings: one pydantic-settings model, read from ``ENGRAMDB_*`` environment variables.
+
+Every default is a named constant so code and docs refer to the same number.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "DEFAULT_EXACT_THRESHOLD",
+    "DEFAULT_MAX_METADATA_BYTES",
+    "DEFAULT_MAX_TEXT_BYTES",
+    "DEFAULT_WORKING_CAPACITY",
+    "DEFAULT_WORKING_TTL_SECONDS",
+    "ScoringWeights",
+    "Settings",
+    "default_store_path",
+]
+
+DEFAULT_MAX_TEXT_BYTES = 64 * 1024
+DEFAULT_MAX_METADATA_BYTES = 16 * 1024
+DEFAULT_WORKING_CAPACITY = 32
+DEFAULT_WORKING_TTL_SECONDS = 3600.0
+DEFAULT_EXACT_THRESHOLD = 20_000
+"""Below this many memories an agent's index is exact (flat); above it, HNSW."""
+DEFAULT_COMPACT_EVERY = 64
+"""Commits between two automatic LanceDB compactions."""
+DEFAULT_ACCESS_FLUSH_EVERY = 512
+"""Buffered recall accesses that trigger one batched write."""
+
+
+class ScoringWeights(BaseSettings):
+    """How recall blends similarity with recency, importance and use.
+
+    ``score = similarity + recency * 0.5**(age / half_life) + importance * imp
+    + access * (1 - exp(-count / access_scale))``. The defaults keep similarity
+    in charge: the other parts together move a score by at most 0.2, so they
+    reorder near-ties rather than override relevance.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ENGRAMDB_WEIGHT_", frozen=True)
+
+    similarity: float = Field(1.0, ge=0.0)
+    recency: float = Field(0.1, ge=0.0)
+    importance: float = Field(0.05, ge=0.0)
+    access: float = Field(0.05, ge=0.0)
+    half_life_days: float = Field(30.0, gt=0.0)
+    access_scale: float = Field(5.0, gt=0.0)
+
+
+class Settings(BaseSettings):
+    """Engine settings; any field can be set as ``ENGRAMDB_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ENGRAMDB_", frozen=True)
+
+    home: Path | None = None
+    """Where ``MemoryEngine.open(None)`` puts its store (default: the platform data dir)."""
+    max_text_bytes: int = Field(DEFAULT_MAX_TEXT_BYTES, gt=0)
+    max_metadata_bytes: int = Field(DEFAULT_MAX_METADATA_BYTES, gt=0)
+    working_capacity: int = Field(DEFAULT_WORKING_CAPACITY, gt=0)
+    working_ttl_seconds: float = Field(DEFAULT_WORKING_TTL_SECONDS, gt=0)
+    exact_threshold: int = Field(DEFAULT_EXACT_THRESHOLD, gt=0)
+    compact_every: int = Field(DEFAULT_COMPACT_EVERY, gt=0)
+    access_flush_every: int = Field(DEFAULT_ACCESS_FLUSH_EVERY, gt=0)
+    threads: int = Field(1, gt=0)
+    """OpenMP threads for FAISS and torch. One is fastest for single queries."""
+    embed_batch_size: int = Field(64, gt=0)
+    embed_cache_size: int = Field(50_000, ge=0)
+    weights: ScoringWeights = Field(default_factory=ScoringWeights)
+
+
+def default_store_path(settings: Settings | None = None) -> Path:
+    """The store used when no path is given: ``$ENGRAMDB_HOME`` or the user data dir."""
+    settings = settings or Settings()
+    base = settings.home or Path(platformdirs.user_data_dir("engramdb", appauthor=False))
+    return base / "default"

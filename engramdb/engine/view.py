@@ -1,0 +1,255 @@
+"""An agent's memory held in RAM: records, filter columns by label, and the vector index.
+
+Labels are dense slots handed out in order of arrival; a removed memory frees
+its slot for good (the columns mark it dead). Filters are evaluated as numpy
+masks over labels, so recall filters before top-k without a Python loop per
+memory, except for metadata conditions, which run only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from engramdb._types import BoolArray, FloatMatrix, IntArray
+from engramdb.engine.filters import Predicate
+from engramdb.engine.index import FlatIndex, HNSWIndex, IVFIndex, VectorIndex, make_index
+from engramdb.engine.records import Memory, MemoryKind, MemoryStatus
+
+__all__ = ["AgentView", "from_micros", "normalize_rows", "to_micros", "to_ts"]
+
+_KINDS = list(MemoryKind)
+_KIND_CODE = {k: np.int8(i) for i, k in enumerate(_KINDS)}
+_NO_EXPIRY = np.inf
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_ACCESS = -1
+
+
+def to_ts(value: datetime | None, default: float = _NO_EXPIRY) -> float:
+    return default if value is None else value.timestamp()
+
+
+def to_micros(value: datetime | None) -> int:
+    """Exact integer microseconds since the epoch (floats would lose the last digits)."""
+    return _NO_ACCESS if value is None else (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(value: int) -> datetime | None:
+    return None if value == _NO_ACCESS else _EPOCH + timedelta(microseconds=int(value))
+
+
+def normalize_rows(vectors: FloatMatrix) -> FloatMatrix:
+    """Unit rows (cosine space); a zero row stays zero."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+class _Column:
+    """A growable numpy column indexed by label."""
+
+    def __init__(self, dtype: type, fill: object) -> None:
+        self.data = np.empty(64, dtype=dtype)
+        self.fill = fill
+        self.n = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        need = self.n + len(values)
+        if need > len(self.data):
+            grown = np.empty(max(need, 2 * len(self.data)), dtype=self.data.dtype)
+            grown[: self.n] = self.data[: self.n]
+            self.data = grown
+        self.data[self.n : need] = values
+        self.n = need
+
+    @property
+    def view(self) -> np.ndarray:
+        return self.data[: self.n]
+
+
+class AgentView:
+    """Everything recall needs about one agent, kept in step with the store."""
+
+    def __init__(self, agent: str, dim: int, *, index_kind: str, exact_threshold: int) -> None:
+        self.agent = agent
+        self.dim = dim
+        self.index_kind = index_kind
+        self.exact_threshold = exact_threshold
+        self.records: dict[str, Memory] = {}
+        self.label_of: dict[str, int] = {}
+        self.ids: list[str | None] = []
+        self.alive = _Column(np.bool_, False)
+        self.kind = _Column(np.int8, -1)
+        self.archived = _Column(np.bool_, False)
+        self.session = _Column(np.int32, -1)
+        self.created = _Column(np.float64, 0.0)
+        self.expires = _Column(np.float64, _NO_EXPIRY)
+        self.importance = _Column(np.float32, 0.0)
+        self.access = _Column(np.int64, 0)
+        self.last_access = _Column(np.int64, _NO_ACCESS)
+        self._sessions: dict[str | None, int] = {None: -1}
+        self.index: VectorIndex = FlatIndex(dim)
+
+    # -- building --------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        agent: str,
+        memories: Sequence[Memory],
+        vectors: FloatMatrix,
+        *,
+        dim: int,
+        index_kind: str,
+        exact_threshold: int,
+    ) -> AgentView:
+        view = cls(agent, dim, index_kind=index_kind, exact_threshold=exact_threshold)
+        vectors = normalize_rows(vectors) if len(memories) else np.zeros((0, dim), np.float32)
+        view.index = make_index(
+            index_kind, dim, len(memories), exact_threshold=exact_threshold, train=vectors
+        )
+        view.add(memories, vectors)
+        return view
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _session_code(self, session: str | None) -> int:
+        code = self._sessions.get(session)
+        if code is None:
+            code = self._sessions[session] = len(self._sessions) - 1
+        return code
+
+    def add(self, memories: Sequence[Memory], unit_vectors: FloatMatrix) -> None:
+        """Add memories (and their unit vectors); an id already present is replaced."""
+        if not memories:
+            return
+        replaced = [m.id for m in memories if m.id in self.label_of]
+        if replaced:
+            self.remove(replaced)
+        start = len(self.ids)
+        labels = np.arange(start, start + len(memories), dtype=np.int64)
+        for m, label in zip(memories, labels, strict=True):
+            self.records[m.id] = m
+            self.label_of[m.id] = int(label)
+            self.ids.append(m.id)
+        self.alive.extend(np.ones(len(memories), dtype=bool))
+        self.kind.extend(np.array([_KIND_CODE[m.kind] for m in memories], dtype=np.int8))
+        self.archived.extend(np.array([m.status is MemoryStatus.ARCHIVED for m in memories]))
+        self.session.extend(
+            np.array([self._session_code(m.session) for m in memories], dtype=np.int32)
+        )
+        self.created.extend(np.array([m.created_at.timestamp() for m in memories]))
+        self.expires.extend(np.array([to_ts(m.expires_at) for m in memories]))
+        self.importance.extend(np.array([m.importance for m in memories], dtype=np.float32))
+        self.access.extend(np.array([m.access_count for m in memories], dtype=np.int64))
+        self.last_access.extend(
+            np.array([to_micros(m.last_accessed_at) for m in memories], dtype=np.int64)
+        )
+        self.index.add(labels, unit_vectors)
+        self._maybe_grow_index()
+
+    def _maybe_grow_index(self) -> None:
+        # "auto" starts exact; past the threshold the agent moves to a graph index once.
+        if (
+            self.index_kind == "auto"
+            and isinstance(self.index, FlatIndex)
+            and len(self.index) >= self.exact_threshold
+        ):
+            labels = np.flatnonzero(self.alive.view).astype(np.int64)
+            vectors = self.vectors(labels)
+            self.index = HNSWIndex(self.dim)
+            self.index.add(labels, vectors)
+
+    def remove(self, ids: Sequence[str]) -> None:
+        labels = []
+        for mid in ids:
+            label = self.label_of.pop(mid, None)
+            if label is None:
+                continue
+            del self.records[mid]
+            self.ids[label] = None
+            self.alive.data[label] = False
+            labels.append(label)
+        if labels:
+            self.index.remove(np.asarray(labels, dtype=np.int64))
+
+    def set_record(self, memory: Memory) -> None:
+        """Replace a record whose vector did not change."""
+        label = self.label_of[memory.id]
+        self.records[memory.id] = memory
+        self.archived.data[label] = memory.status is MemoryStatus.ARCHIVED
+        self.importance.data[label] = memory.importance
+        self.expires.data[label] = to_ts(memory.expires_at)
+        self.access.data[label] = memory.access_count
+        self.last_access.data[label] = to_micros(memory.last_accessed_at)
+
+    def vectors(self, labels: IntArray) -> FloatMatrix:
+        """Unit vectors of live labels, read back from the index."""
+        index = self.index
+        if isinstance(index, FlatIndex):
+            return index.index.reconstruct_batch(labels)  # type: ignore[no-any-return]
+        if isinstance(index, HNSWIndex):
+            pos = np.array([index._pos[int(x)] for x in labels], dtype=np.int64)
+            return index._storage().reconstruct_batch(pos)  # type: ignore[no-any-return]
+        if isinstance(index, IVFIndex):
+            return np.stack([index.index.reconstruct(int(x)) for x in labels])
+        raise TypeError(f"cannot read vectors back from {type(index).__name__}")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def current(self, memory_id: str) -> Memory:
+        """The record with its access fields as recall has updated them."""
+        record = self.records[memory_id]
+        label = self.label_of[memory_id]
+        count = int(self.access.data[label])
+        if count == record.access_count:
+            return record
+        return record.model_copy(
+            update={
+                "access_count": count,
+                "last_accessed_at": from_micros(int(self.last_access.data[label])),
+            }
+        )
+
+    def mask(
+        self,
+        *,
+        now: float,
+        kinds: Sequence[MemoryKind] | None = None,
+        session: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        include_archived: bool = False,
+        where: Predicate | None = None,
+    ) -> BoolArray:
+        """Labels that pass every filter (and are alive and not expired)."""
+        mask = self.alive.view & (self.expires.view > now)
+        if not include_archived:
+            mask &= ~self.archived.view
+        if kinds is not None:
+            mask &= np.isin(self.kind.view, [_KIND_CODE[k] for k in kinds])
+        if session is not None:
+            code = self._sessions.get(session)
+            if code is None:
+                return np.zeros_like(mask)
+            mask &= self.session.view == code
+        if since is not None:
+            mask &= self.created.view >= since
+        if until is not None:
+            mask &= self.created.view < until
+        if where is not None:
+            for label in np.flatnonzero(mask):
+                mid = self.ids[label]
+                if mid is None or not where(self.records[mid].metadata):
+                    mask[label] = False
+        return mask
+
+    def newest_time(self) -> float:
+        """The newest creation time among live memories (the default recency reference)."""
+        alive = self.alive.view
+        return float(self.created.view[alive].max()) if alive.any() else 0.0
