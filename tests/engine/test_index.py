@@ -1,0 +1,91 @@
+"""Vector indexes: approximate search agrees with exact search; removals and filters are exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engramdb.engine.index import FlatIndex, HNSWIndex, IVFIndex, VectorIndex
+
+
+def clustered(n: int, dim: int, *, seed: int, clusters: int = 64) -> np.ndarray:
+    """Unit vectors around random centres on a low-dimensional subspace, like text embeddings."""
+    rng = np.random.default_rng(seed)
+    basis = rng.normal(size=(24, dim))
+    centres = rng.normal(size=(clusters, 24))
+    x = centres[rng.integers(clusters, size=n)] + 0.6 * rng.normal(size=(n, 24))
+    x = x @ basis + 0.05 * rng.normal(size=(n, dim))
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def recall_at_10(index: VectorIndex, exact: FlatIndex, queries: np.ndarray,
+                 allowed: np.ndarray | None = None) -> float:
+    _, got = index.search(queries, 10, allowed)
+    _, want = exact.search(queries, 10, allowed)
+    return float(np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)]))
+
+
+@pytest.fixture(scope="module")
+def data20k() -> tuple[np.ndarray, np.ndarray, FlatIndex]:
+    x = clustered(20_000, 128, seed=1)
+    queries = clustered(200, 128, seed=2)
+    exact = FlatIndex(128)
+    exact.add(np.arange(len(x), dtype=np.int64), x)
+    return x, queries, exact
+
+
+@pytest.mark.parametrize("make", [lambda x: HNSWIndex(128), lambda x: IVFIndex(128, x)],
+                         ids=["hnsw", "ivf"])
+def test_approximate_recall_on_20k(data20k: tuple[np.ndarray, np.ndarray, FlatIndex],
+                                   make: object) -> None:
+    x, queries, exact = data20k
+    index = make(x)  # type: ignore[operator]
+    index.add(np.arange(len(x), dtype=np.int64), x)
+    assert recall_at_10(index, exact, queries) >= 0.95
+    allowed = np.zeros(len(x), dtype=bool)
+    allowed[::3] = True  # a filter that keeps a third
+    assert recall_at_10(index, exact, queries, allowed) >= 0.95
+    _, labels = index.search(queries, 10, allowed)
+    assert allowed[labels[labels >= 0]].all()
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_removed_vectors_never_come_back(kind: str) -> None:
+    x = clustered(3000, 32, seed=3)
+    labels = np.arange(len(x), dtype=np.int64)
+    index: VectorIndex = {"flat": FlatIndex(32), "hnsw": HNSWIndex(32), "ivf": IVFIndex(32, x)}[kind]
+    index.add(labels, x)
+    gone = labels[::2]
+    index.remove(gone)  # crosses the HNSW rebuild threshold too
+    assert len(index) == len(x) - len(gone)
+    _, found = index.search(x[:100], 10)
+    assert not np.isin(found, gone).any()
+    _, self_hit = index.search(x[1:200:2], 1)
+    assert (self_hit[:, 0] == labels[1:200:2]).mean() > 0.95
+
+
+def test_sparse_filter_returns_k_when_k_match() -> None:
+    x = clustered(5000, 32, seed=4)
+    index = HNSWIndex(32)
+    index.add(np.arange(len(x), dtype=np.int64), x)
+    allowed = np.zeros(len(x), dtype=bool)
+    allowed[[5, 900, 1800, 2700, 3600, 4500, 4999]] = True
+    _, found = index.search(x[:3], 7, allowed)
+    assert all(sorted(row) == [5, 900, 1800, 2700, 3600, 4500, 4999] for row in found.tolist())
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40))
+def test_flat_matches_brute_force(seed: int, k: int) -> None:
+    x = clustered(300, 16, seed=seed, clusters=8)
+    index = FlatIndex(16)
+    index.add(np.arange(300, dtype=np.int64), x)
+    scores, labels = index.search(x[:5], k)
+    brute = x[:5] @ x.T
+    want = np.sort(brute, axis=1)[:, ::-1][:, :k]
+    np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-5)
+    assert (np.diff(scores, axis=1) <= 1e-6).all()  # higher is better, best first
+    np.testing.assert_allclose(np.take_along_axis(brute, labels, 1), scores, atol=1e-5)
