@@ -700,6 +700,10 @@ class MemoryEngine:
         include_archived: bool = False,
         now: datetime | None = None,
         record_access: bool = True,
+        scope: str = "all",
+        root: str | Memory | None = None,
+        depth: tuple[float, float] | None = None,
+        rank: str = "similarity",
     ) -> list[Hit]:
         """The memories most relevant to ``query``, best first.
 
@@ -722,6 +726,14 @@ class MemoryEngine:
                 which makes recall a function of the stored state alone).
             record_access: Count this recall as an access of each hit (buffered,
                 written in batches, never one write per query).
+            scope: ``"all"``, or ``"subtree"`` to search only ``root`` and the
+                memories below it (through ``parent_id`` links).
+            root: The memory (or its id) at the top of a ``"subtree"`` scope.
+            depth: Poincaré space only: a generality band ``(lo, hi)`` on
+                ``Hit.depth`` (the point's norm in the ball, 0 = most general).
+            rank: ``"similarity"`` (default: direction, blended with the other
+                parts) or, in the Poincaré space, ``"distance"``: exact k-NN by
+                Poincaré distance between points; ``score`` is then minus the distance.
         """
         with self._mutex:
             self._check_open()
@@ -738,6 +750,7 @@ class MemoryEngine:
             view = self._view(agent)
             if not len(view):
                 return []
+            structure = self._structure_mask(view, scope=scope, root=root, depth=depth, rank=rank)
             mask = view.mask(
                 now=time.time(),
                 kinds=kind_list,
@@ -747,9 +760,13 @@ class MemoryEngine:
                 include_archived=include_archived,
                 where=predicate,
             )
+            if structure is not None:
+                mask &= structure
             n_ok = int(mask.sum())
             if n_ok == 0:
                 return []
+            if rank == "distance":
+                return self._rank_by_distance(view, qvec, k, mask, record_access)
             allowed = None if n_ok == len(view) else mask
             pool = min(n_ok, max(4 * k, k + 32))
             if self.index_kind == "lance":
@@ -813,6 +830,7 @@ class MemoryEngine:
         )
         ids = [view.ids[i] for i in labels]
         order = sorted(range(len(ids)), key=lambda i: (-round(float(score[i]), 9), ids[i]))[:k]
+        depths = view.depths()[labels] if self.space == "poincare" else None
         hits = [
             Hit(
                 memory=view.current(ids[i]),  # type: ignore[arg-type]
@@ -821,19 +839,144 @@ class MemoryEngine:
                 recency=float(recency[i]),
                 importance=float(importance[i]),
                 access=float(access[i]),
+                depth=None if depths is None else float(depths[i]),
             )
             for i in order
         ]
-        if record and hits:
-            stamp = to_micros(utcnow())
-            for i in order:
-                label = int(labels[i])
-                view.access.data[label] += 1
-                view.last_access.data[label] = stamp
-                self._pending_access[ids[i]] = view.agent  # type: ignore[index]
-            if len(self._pending_access) >= self.settings.access_flush_every:
-                self._flush_access()
+        if record:
+            self._record_access(view, [int(labels[i]) for i in order])
         return hits
+
+    def _record_access(self, view: AgentView, labels: Sequence[int]) -> None:
+        stamp = to_micros(utcnow())
+        for label in labels:
+            view.access.data[label] += 1
+            view.last_access.data[label] = stamp
+            self._pending_access[view.ids[label]] = view.agent  # type: ignore[index]
+        if len(self._pending_access) >= self.settings.access_flush_every:
+            self._flush_access()
+
+    # -- hierarchy -----------------------------------------------------------------------
+
+    def _structure_mask(
+        self,
+        view: AgentView,
+        *,
+        scope: str,
+        root: str | Memory | None,
+        depth: tuple[float, float] | None,
+        rank: str,
+    ) -> np.ndarray | None:
+        if rank not in ("similarity", "distance"):
+            raise ValidationError(f"rank {rank!r} is not known; use 'similarity' or 'distance'")
+        if rank == "distance" and self.space != "poincare":
+            raise ValidationError(
+                "rank='distance' ranks by Poincaré distance; open the store with space='poincare'"
+            )
+        mask: np.ndarray | None = None
+        if scope == "subtree":
+            if root is None:
+                raise ValidationError("scope='subtree' needs root=<memory id>")
+            root_id = check_id(root.id if isinstance(root, Memory) else root)
+            if root_id not in view.records:
+                raise NotFoundError(f"no memory with id {root_id!r} for agent {view.agent!r}")
+            mask = np.zeros(len(view.ids), dtype=bool)
+            mask[[view.label_of[m] for m in view.hierarchy().subtree(root_id)]] = True
+        elif scope != "all":
+            raise ValidationError(f"scope {scope!r} is not known; use 'all' or 'subtree'")
+        elif root is not None:
+            raise ValidationError("root= is only used with scope='subtree'")
+        if depth is not None:
+            if self.space != "poincare":
+                raise ValidationError(
+                    "depth=(lo, hi) filters by depth in the Poincaré ball; open the store "
+                    "with space='poincare'"
+                )
+            try:
+                lo, hi = (float(x) for x in depth)
+            except (TypeError, ValueError):
+                raise ValidationError(f"depth {depth!r} must be a pair (lo, hi)") from None
+            if not 0.0 <= lo <= hi <= 1.0:
+                raise ValidationError(f"depth {depth!r} must satisfy 0 <= lo <= hi <= 1")
+            depths = view.depths()
+            band = (depths >= lo) & (depths <= hi)
+            mask = band if mask is None else mask & band
+        return mask
+
+    def _rank_by_distance(
+        self, view: AgentView, qvec: FloatMatrix, k: int, mask: np.ndarray, record: bool
+    ) -> list[Hit]:
+        from engramdb.engine.hierarchy import norm_of, points
+        from engramdb.hyperbolic.index import PoincareFlatIndex
+
+        if view.ball_index is None:
+            labels = np.flatnonzero(view.alive.view).astype(np.int64)
+            index = PoincareFlatIndex(self.embedder.dim)
+            index.add(labels, points(view.vectors(labels), view.depths()[labels]))
+            view.ball_index = index
+        # A query has no place in the hierarchy: put it where a typical leaf sits.
+        query = points(qvec[None, :], norm_of(np.array([1.5])))
+        found = view.ball_index.search(query, k, allowed=mask)  # type: ignore[attr-defined]
+        labels = [int(x) for x in found.ids[0] if x >= 0]
+        dists = found.distances[0][: len(labels)]
+        vecs = view.vectors(np.asarray(labels, dtype=np.int64)) if labels else qvec[None, :0]
+        depths = view.depths()
+        hits = [
+            Hit(
+                memory=view.current(view.ids[label]),  # type: ignore[arg-type]
+                score=-float(dist),
+                similarity=float(vec @ qvec),
+                importance=float(view.importance.data[label]),
+                depth=float(depths[label]),
+            )
+            for label, dist, vec in zip(labels, dists, vecs, strict=True)
+        ]
+        if record:
+            self._record_access(view, labels)
+        return hits
+
+    def ancestors(self, memory_id: str, *, agent: str | None = None) -> list[Memory]:
+        """The memory's parent, its parent's parent, and so on up to a root."""
+        with self._mutex:
+            self._check_open()
+            found = self._find(memory_id, agent)
+            view = self._view(found.agent)
+            from engramdb.engine.hierarchy import ancestors
+
+            return [view.current(mid) for mid in ancestors(view.records, found.id)]
+
+    def children(self, memory_id: str, *, agent: str | None = None) -> list[Memory]:
+        """The memories whose ``parent_id`` is this one, oldest first."""
+        with self._mutex:
+            self._check_open()
+            found = self._find(memory_id, agent)
+            view = self._view(found.agent)
+            kids = view.hierarchy().children.get(found.id, [])
+            return sorted((view.current(m) for m in kids), key=lambda m: (m.created_at, m.id))
+
+    def refine_hierarchy(
+        self, *, agent: str, dim: int = 5, epochs: int | None = None, seed: int = 0
+    ) -> dict[str, float]:
+        """Learn depths for an agent's linked memories by training Poincaré embeddings.
+
+        Trains on the transitive closure of the agent's ``parent_id`` links
+        (see :func:`engramdb.engine.hierarchy.refine_depths`) and uses the learned
+        generality as ``Hit.depth`` and for ``depth=`` bands until the agent's
+        memories change. Returns the learned depth of each linked memory.
+        """
+        with self._mutex:
+            self._check_open()
+            if self.space != "poincare":
+                raise ValidationError(
+                    "refine_hierarchy shapes the Poincaré space; open the store with "
+                    "space='poincare'"
+                )
+            from engramdb.engine.hierarchy import refine_depths
+
+            view = self._view(check_name(agent, what="agent"))
+            view.refined = refine_depths(view.records, dim=dim, epochs=epochs, seed=seed)
+            view._changed()
+            return dict(view.refined)
 
     def _flush_access(self) -> None:
         """Write buffered access counts in one commit."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from engramdb._types import BoolArray, FloatMatrix, IntArray
 from engramdb.engine.filters import Predicate
+from engramdb.engine.hierarchy import Hierarchy, build_hierarchy
 from engramdb.engine.index import FlatIndex, HNSWIndex, IVFIndex, VectorIndex, make_index
 from engramdb.engine.records import Memory, MemoryKind, MemoryStatus
 
@@ -92,6 +93,12 @@ class AgentView:
         self.access = _Column(np.int64, 0)
         self.last_access = _Column(np.int64, _NO_ACCESS)
         self._sessions: dict[str | None, int] = {None: -1}
+        self.refined: dict[str, float] = {}
+        """Depths learned by :func:`~engramdb.engine.hierarchy.refine_depths`, by id."""
+        self._hierarchy: Hierarchy | None = None
+        self._depths: np.ndarray | None = None
+        self.ball_index: object | None = None
+        """Exact Poincaré index over this view's points, built on demand."""
         self.index: VectorIndex = FlatIndex(dim)
 
     # -- building --------------------------------------------------------------------------
@@ -128,6 +135,7 @@ class AgentView:
         """Add memories (and their unit vectors); an id already present is replaced."""
         if not memories:
             return
+        self._changed()
         replaced = [m.id for m in memories if m.id in self.label_of]
         if replaced:
             self.remove(replaced)
@@ -166,6 +174,7 @@ class AgentView:
             self.index.add(labels, vectors)
 
     def remove(self, ids: Sequence[str]) -> None:
+        self._changed()
         labels = []
         for mid in ids:
             label = self.label_of.pop(mid, None)
@@ -180,6 +189,8 @@ class AgentView:
 
     def set_record(self, memory: Memory) -> None:
         """Replace a record whose vector did not change."""
+        if memory.parent_id != self.records[memory.id].parent_id:
+            self._changed()
         label = self.label_of[memory.id]
         self.records[memory.id] = memory
         self.archived.data[label] = memory.status is MemoryStatus.ARCHIVED
@@ -199,6 +210,28 @@ class AgentView:
         if isinstance(index, IVFIndex):
             return np.stack([index.index.reconstruct(int(x)) for x in labels])
         raise TypeError(f"cannot read vectors back from {type(index).__name__}")
+
+    def _changed(self) -> None:
+        # Hierarchy-derived state follows the records; rebuild it on next use.
+        self._hierarchy = None
+        self._depths = None
+        self.ball_index = None
+
+    def hierarchy(self) -> Hierarchy:
+        if self._hierarchy is None:
+            self._hierarchy = build_hierarchy(self.records, self.refined)
+        return self._hierarchy
+
+    def depths(self) -> np.ndarray:
+        """Depth (norm in the Poincaré ball) by label; NaN for dead labels."""
+        if self._depths is None:
+            norm = self.hierarchy().norm
+            depths = np.full(len(self.ids), np.nan)
+            for label, mid in enumerate(self.ids):
+                if mid is not None:
+                    depths[label] = norm[mid]
+            self._depths = depths
+        return self._depths
 
     # -- reading ---------------------------------------------------------------------------
 
