@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -15,16 +14,15 @@ import faiss
 import numpy as np
 import pyarrow as pa
 import pydantic
-from tqdm.auto import tqdm
 
 from engramdb._types import FloatMatrix
 from engramdb.config import Settings, default_store_path
 from engramdb.embeddings import CachedEmbedder, Embedder, EmbedderInfo, resolve_embedder
-from engramdb.engine.filters import compile_filter
+from engramdb.engine.base import SPACES, kind_of, ttl_seconds
 from engramdb.engine.index import INDEX_KINDS
 from engramdb.engine.lock import WriterLock
+from engramdb.engine.recall import RecallMixin
 from engramdb.engine.records import (
-    Hit,
     Memory,
     MemoryKind,
     as_utc,
@@ -38,51 +36,25 @@ from engramdb.engine.records import (
 from engramdb.engine.store import (
     STORE_FORMAT,
     MemoryTable,
-    arrow_to_memories,
-    arrow_vectors,
     read_meta,
     write_meta,
 )
-from engramdb.engine.view import AgentView, from_micros, normalize_rows, to_micros
+from engramdb.engine.view import normalize_rows
 from engramdb.errors import (
     EmbedderMismatchError,
     NotFoundError,
-    ReadOnlyError,
-    StoreClosedError,
     ValidationError,
 )
 
-__all__ = ["SPACES", "MemoryEngine"]
-
-SPACES = ("euclidean", "poincare")
 _ADD_FIELDS = frozenset(
     {"text", "kind", "session", "metadata", "importance", "created_at", "ttl", "parent", "vector"}
 )
-_MAX_K = 10_000
-_EMBED_BLOCK = 1024
-"""Texts embedded between two progress-bar updates in ``add_many``."""
 
 
-def _kind(value: object) -> MemoryKind:
-    try:
-        return MemoryKind(value)
-    except ValueError:
-        raise ValidationError(
-            f"kind {value!r} is not a memory kind; use one of "
-            f"{', '.join(k.value for k in MemoryKind)}"
-        ) from None
+__all__ = ["SPACES", "MemoryEngine"]
 
 
-def _ttl_seconds(ttl: object) -> float | None:
-    if ttl is None:
-        return None
-    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-        raise ValidationError(f"ttl {ttl!r} must be a positive number of seconds or a timedelta")
-    return float(seconds)
-
-
-class MemoryEngine:
+class MemoryEngine(RecallMixin):
     """A store of agent memories with similarity recall.
 
     Open one with :meth:`open`; use it as a context manager or call :meth:`close`.
@@ -94,32 +66,6 @@ class MemoryEngine:
         ...     hits[0].memory.text
         'The user prefers window seats'
     """
-
-    def __init__(
-        self,
-        root: Path,
-        *,
-        embedder: Embedder,
-        table: MemoryTable,
-        space: str,
-        index: str,
-        read_only: bool,
-        settings: Settings,
-        lock: WriterLock | None,
-    ) -> None:
-        self.path = root
-        self.embedder = embedder
-        self.space = space
-        self.index_kind = index
-        self.read_only = read_only
-        self.settings = settings
-        self._table = table
-        self._lock = lock
-        self._mutex = threading.RLock()
-        self._views: dict[str, AgentView] = {}
-        self._seen_version = table.version
-        self._pending_access: dict[str, str] = {}
-        self._closed = False
 
     # -- opening and closing -----------------------------------------------------------
 
@@ -239,107 +185,6 @@ class MemoryEngine:
         state = "closed" if self._closed else ("read-only" if self.read_only else "open")
         return f"MemoryEngine({str(self.path)!r}, embedder={self.embedder.name!r}, {state})"
 
-    # -- internals -----------------------------------------------------------------------
-
-    def _check_open(self, *, write: bool = False) -> None:
-        if self._closed:
-            raise StoreClosedError(f"engine for {self.path} is closed; open it again")
-        if write and self.read_only:
-            raise ReadOnlyError(
-                f"engine for {self.path} is read-only; open it without read_only=True to write"
-            )
-        if self.read_only:
-            self._table.refresh()
-            if self._table.version != self._seen_version:
-                self._seen_version = self._table.version
-                self._views.clear()
-
-    @property
-    def table(self) -> MemoryTable:
-        """The LanceDB store of record (for consolidation, snapshots and tools)."""
-        return self._table
-
-    def _view(self, agent: str) -> AgentView:
-        view = self._views.get(agent)
-        if view is None:
-            if not self.read_only:
-                self._purge_expired(agent)
-            rows = self._table.scan_agent(agent)
-            view = AgentView.build(
-                agent,
-                arrow_to_memories(rows),
-                arrow_vectors(rows, self.embedder.dim),
-                dim=self.embedder.dim,
-                index_kind=self.index_kind,
-                exact_threshold=self.settings.exact_threshold,
-            )
-            self._views[agent] = view
-        return view
-
-    def _purge_expired(self, agent: str) -> None:
-        now = time.time()
-        rows = self._table.scan_agent(agent, columns=["id", "expires_at"])
-        expires = rows.column("expires_at").to_pylist()
-        dead = [
-            mid
-            for mid, exp in zip(rows.column("id").to_pylist(), expires, strict=True)
-            if exp is not None and exp.timestamp() <= now
-        ]
-        self._table.delete(dead)
-
-    def _embed(self, texts: Sequence[str], *, progress: bool = False) -> FloatMatrix:
-        if not texts:
-            return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        if not progress or len(texts) <= _EMBED_BLOCK:
-            return normalize_rows(self.embedder.embed(texts))
-        out = np.empty((len(texts), self.embedder.dim), dtype=np.float32)
-        with tqdm(total=len(texts), desc="embedding", unit="text") as bar:
-            for i in range(0, len(texts), _EMBED_BLOCK):
-                block = texts[i : i + _EMBED_BLOCK]
-                out[i : i + len(block)] = self.embedder.embed(block)
-                bar.update(len(block))
-        return normalize_rows(out)
-
-    def _chunk_counts(self, texts: Sequence[str]) -> list[int]:
-        counter = getattr(self.embedder, "chunk_counts", None)
-        return list(counter(texts)) if callable(counter) else [1] * len(texts)
-
-    def _check_vector(self, vector: object) -> FloatMatrix:
-        try:
-            arr = np.asarray(vector, dtype=np.float32).reshape(-1)
-        except (TypeError, ValueError):
-            raise ValidationError(f"vector {vector!r:.60} is not a list of numbers") from None
-        if arr.shape != (self.embedder.dim,):
-            raise ValidationError(
-                f"vector of dim {arr.size} does not match the store's {self.embedder.dim} "
-                f"(embedder {self.embedder.name}); pass a vector of that size"
-            )
-        if not np.isfinite(arr).all() or not np.any(arr):
-            raise ValidationError("vector has NaN, infinite or all-zero values; pass a real one")
-        return arr
-
-    def _find(self, memory_id: str, agent: str | None) -> Memory:
-        """The memory with this id (expired ones count as absent)."""
-        check_id(memory_id)
-        if agent is not None:
-            check_name(agent, what="agent")
-        for view in [self._views[agent]] if agent in self._views else self._views.values():
-            if memory_id in view.records:
-                found = view.current(memory_id)
-                break
-        else:
-            rows = self._table.fetch([memory_id])
-            memories = arrow_to_memories(rows)
-            if not memories or (agent is not None and memories[0].agent != agent):
-                where = f" for agent {agent!r}" if agent else ""
-                raise NotFoundError(f"no memory with id {memory_id!r}{where}")
-            found = memories[0]
-        if agent is not None and found.agent != agent:
-            raise NotFoundError(f"no memory with id {memory_id!r} for agent {agent!r}")
-        if found.is_expired:
-            raise NotFoundError(f"memory {memory_id!r} has expired")
-        return found
-
     # -- writing -------------------------------------------------------------------------
 
     def _prepare(
@@ -358,7 +203,7 @@ class MemoryEngine:
                 f"unknown field(s) {sorted(unknown)} in memory; allowed: {sorted(_ADD_FIELDS)}"
             )
         text = check_text(item.get("text"), max_bytes=self.settings.max_text_bytes)
-        kind = _kind(item.get("kind", default_kind))
+        kind = kind_of(item.get("kind", default_kind))
         session = item.get("session", default_session)
         if session is not None:
             check_name(session, what="session")
@@ -372,7 +217,7 @@ class MemoryEngine:
             raise ValidationError(f"importance {importance!r} is outside 0 to 1")
         created = item.get("created_at")
         created = as_utc(created, field="created_at") if created is not None else now
-        ttl = _ttl_seconds(item.get("ttl"))
+        ttl = ttl_seconds(item.get("ttl"))
         if ttl is None and kind is MemoryKind.WORKING:
             ttl = self.settings.working_ttl_seconds
         expires = now + timedelta(seconds=ttl) if ttl is not None else None
@@ -465,7 +310,7 @@ class MemoryEngine:
         with self._mutex:
             self._check_open(write=True)
             check_name(agent, what="agent")
-            default_kind = _kind(kind)
+            default_kind = kind_of(kind)
             if session is not None:
                 check_name(session, what="session")
             now = utcnow()
@@ -658,7 +503,7 @@ class MemoryEngine:
                 raise ValidationError(f"limit {limit!r} must be a non-negative int or None")
             if not isinstance(offset, int) or offset < 0:
                 raise ValidationError(f"offset {offset!r} must be a non-negative int")
-            kinds = None if kind is None else [_kind(kind)]
+            kinds = None if kind is None else [kind_of(kind)]
             view = self._view(agent)
             mask = view.mask(
                 now=time.time(), kinds=kinds, session=session, include_archived=include_archived
@@ -686,359 +531,9 @@ class MemoryEngine:
             self._check_open()
             return self._table.agents()
 
-    def recall(
-        self,
-        query: str | Sequence[float] | np.ndarray,
-        *,
-        agent: str,
-        k: int = 10,
-        kinds: Sequence[MemoryKind | str] | None = None,
-        session: str | None = None,
-        where: Mapping[str, Any] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        include_archived: bool = False,
-        now: datetime | None = None,
-        record_access: bool = True,
-        scope: str = "all",
-        root: str | Memory | None = None,
-        depth: tuple[float, float] | None = None,
-        rank: str = "similarity",
-    ) -> list[Hit]:
-        """The memories most relevant to ``query``, best first.
-
-        Filters apply before top-k: when k memories match, k come back. Each hit's
-        ``score`` blends similarity with recency, importance and use (see
-        :class:`~engramdb.config.ScoringWeights`); candidates are the nearest
-        ``max(4k, k + 32)`` by similarity, re-ranked by score, ties broken by id.
-
-        Args:
-            query: Text, or a vector of the store's dimension.
-            agent: Whose memories to search.
-            k: How many hits at most (1 to 10,000).
-            kinds: Only these kinds.
-            session: Only this session.
-            where: Metadata filter (see :mod:`engramdb.engine.filters`).
-            since: Only memories created at or after this time.
-            until: Only memories created before this time.
-            include_archived: Also return memories archived by consolidation.
-            now: Reference time for recency (default: the agent's newest memory,
-                which makes recall a function of the stored state alone).
-            record_access: Count this recall as an access of each hit (buffered,
-                written in batches, never one write per query).
-            scope: ``"all"``, or ``"subtree"`` to search only ``root`` and the
-                memories below it (through ``parent_id`` links).
-            root: The memory (or its id) at the top of a ``"subtree"`` scope.
-            depth: Poincaré space only: a generality band ``(lo, hi)`` on
-                ``Hit.depth`` (the point's norm in the ball, 0 = most general).
-            rank: ``"similarity"`` (default: direction, blended with the other
-                parts) or, in the Poincaré space, ``"distance"``: exact k-NN by
-                Poincaré distance between points; ``score`` is then minus the distance.
-        """
-        with self._mutex:
-            self._check_open()
-            check_name(agent, what="agent")
-            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= _MAX_K:
-                raise ValidationError(f"k {k!r} must be an int from 1 to {_MAX_K}")
-            if session is not None:
-                check_name(session, what="session")
-            kind_list = None if kinds is None else [_kind(x) for x in kinds]
-            predicate = compile_filter(where)
-            t_since = as_utc(since, field="since").timestamp() if since is not None else None
-            t_until = as_utc(until, field="until").timestamp() if until is not None else None
-            qvec = self._query_vector(query)
-            view = self._view(agent)
-            if not len(view):
-                return []
-            structure = self._structure_mask(view, scope=scope, root=root, depth=depth, rank=rank)
-            mask = view.mask(
-                now=time.time(),
-                kinds=kind_list,
-                session=session,
-                since=t_since,
-                until=t_until,
-                include_archived=include_archived,
-                where=predicate,
-            )
-            if structure is not None:
-                mask &= structure
-            n_ok = int(mask.sum())
-            if n_ok == 0:
-                return []
-            if rank == "distance":
-                return self._rank_by_distance(view, qvec, k, mask, record_access)
-            allowed = None if n_ok == len(view) else mask
-            pool = min(n_ok, max(4 * k, k + 32))
-            if self.index_kind == "lance":
-                sims, labels = self._lance_search(view, qvec, pool, mask)
-            else:
-                scores, found = view.index.search(qvec[None, :], pool, allowed)
-                keep = found[0] >= 0
-                sims, labels = scores[0][keep], found[0][keep]
-            ref = as_utc(now, field="now").timestamp() if now is not None else view.newest_time()
-            return self._rank(view, sims, labels, k, ref, record_access and not self.read_only)
-
-    def _query_vector(self, query: object) -> FloatMatrix:
-        if isinstance(query, str):
-            if not query.strip():
-                raise ValidationError("query '' is empty; pass some text or a vector")
-            return self._embed([query])[0]
-        return normalize_rows(self._check_vector(query)[None, :])[0]
-
-    def _lance_search(
-        self, view: AgentView, qvec: FloatMatrix, pool: int, mask: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        ids = [view.ids[i] for i in np.flatnonzero(mask)]
-        rows = (
-            self._table.table.search(qvec, vector_column_name="vector")
-            .metric("cosine")
-            .where(f"agent = '{view.agent}'", prefilter=True)
-            .select(["id"])
-            .limit(pool if len(ids) == len(view) else 4 * pool)
-            .to_arrow()
-        )
-        allowed = set(ids)
-        sims, labels = [], []
-        for mid, dist in zip(
-            rows.column("id").to_pylist(), rows.column("_distance").to_pylist(), strict=True
-        ):
-            if mid in allowed:
-                sims.append(1.0 - dist)
-                labels.append(view.label_of[mid])
-        return np.asarray(sims[:pool], np.float32), np.asarray(labels[:pool], np.int64)
-
-    def _rank(
-        self,
-        view: AgentView,
-        sims: np.ndarray,
-        labels: np.ndarray,
-        k: int,
-        ref: float,
-        record: bool,
-    ) -> list[Hit]:
-        w = self.settings.weights
-        half_life = w.half_life_days * 86400.0
-        age = np.maximum(ref - view.created.data[labels], 0.0)
-        recency = np.power(0.5, age / half_life)
-        importance = view.importance.data[labels].astype(np.float64)
-        access = 1.0 - np.exp(-view.access.data[labels] / w.access_scale)
-        score = (
-            w.similarity * sims.astype(np.float64)
-            + w.recency * recency
-            + w.importance * importance
-            + w.access * access
-        )
-        ids = [view.ids[i] for i in labels]
-        order = sorted(range(len(ids)), key=lambda i: (-round(float(score[i]), 9), ids[i]))[:k]
-        depths = view.depths()[labels] if self.space == "poincare" else None
-        hits = [
-            Hit(
-                memory=view.current(ids[i]),  # type: ignore[arg-type]
-                score=float(score[i]),
-                similarity=float(sims[i]),
-                recency=float(recency[i]),
-                importance=float(importance[i]),
-                access=float(access[i]),
-                depth=None if depths is None else float(depths[i]),
-            )
-            for i in order
-        ]
-        if record:
-            self._record_access(view, [int(labels[i]) for i in order])
-        return hits
-
-    def _record_access(self, view: AgentView, labels: Sequence[int]) -> None:
-        stamp = to_micros(utcnow())
-        for label in labels:
-            view.access.data[label] += 1
-            view.last_access.data[label] = stamp
-            self._pending_access[view.ids[label]] = view.agent  # type: ignore[index]
-        if len(self._pending_access) >= self.settings.access_flush_every:
-            self._flush_access()
-
-    # -- hierarchy -----------------------------------------------------------------------
-
-    def _structure_mask(
-        self,
-        view: AgentView,
-        *,
-        scope: str,
-        root: str | Memory | None,
-        depth: tuple[float, float] | None,
-        rank: str,
-    ) -> np.ndarray | None:
-        if rank not in ("similarity", "distance"):
-            raise ValidationError(f"rank {rank!r} is not known; use 'similarity' or 'distance'")
-        if rank == "distance" and self.space != "poincare":
-            raise ValidationError(
-                "rank='distance' ranks by Poincaré distance; open the store with space='poincare'"
-            )
-        mask: np.ndarray | None = None
-        if scope == "subtree":
-            if root is None:
-                raise ValidationError("scope='subtree' needs root=<memory id>")
-            root_id = check_id(root.id if isinstance(root, Memory) else root)
-            if root_id not in view.records:
-                raise NotFoundError(f"no memory with id {root_id!r} for agent {view.agent!r}")
-            mask = np.zeros(len(view.ids), dtype=bool)
-            mask[[view.label_of[m] for m in view.hierarchy().subtree(root_id)]] = True
-        elif scope != "all":
-            raise ValidationError(f"scope {scope!r} is not known; use 'all' or 'subtree'")
-        elif root is not None:
-            raise ValidationError("root= is only used with scope='subtree'")
-        if depth is not None:
-            if self.space != "poincare":
-                raise ValidationError(
-                    "depth=(lo, hi) filters by depth in the Poincaré ball; open the store "
-                    "with space='poincare'"
-                )
-            try:
-                lo, hi = (float(x) for x in depth)
-            except (TypeError, ValueError):
-                raise ValidationError(f"depth {depth!r} must be a pair (lo, hi)") from None
-            if not 0.0 <= lo <= hi <= 1.0:
-                raise ValidationError(f"depth {depth!r} must satisfy 0 <= lo <= hi <= 1")
-            depths = view.depths()
-            band = (depths >= lo) & (depths <= hi)
-            mask = band if mask is None else mask & band
-        return mask
-
-    def _rank_by_distance(
-        self, view: AgentView, qvec: FloatMatrix, k: int, mask: np.ndarray, record: bool
-    ) -> list[Hit]:
-        from engramdb.engine.hierarchy import norm_of, points
-        from engramdb.hyperbolic.index import PoincareFlatIndex
-
-        if view.ball_index is None:
-            labels = np.flatnonzero(view.alive.view).astype(np.int64)
-            index = PoincareFlatIndex(self.embedder.dim)
-            index.add(labels, points(view.vectors(labels), view.depths()[labels]))
-            view.ball_index = index
-        # A query has no place in the hierarchy: put it where a typical leaf sits.
-        query = points(qvec[None, :], norm_of(np.array([1.5])))
-        found = view.ball_index.search(query, k, allowed=mask)  # type: ignore[attr-defined]
-        labels = [int(x) for x in found.ids[0] if x >= 0]
-        dists = found.distances[0][: len(labels)]
-        vecs = view.vectors(np.asarray(labels, dtype=np.int64)) if labels else qvec[None, :0]
-        depths = view.depths()
-        hits = [
-            Hit(
-                memory=view.current(view.ids[label]),  # type: ignore[arg-type]
-                score=-float(dist),
-                similarity=float(vec @ qvec),
-                importance=float(view.importance.data[label]),
-                depth=float(depths[label]),
-            )
-            for label, dist, vec in zip(labels, dists, vecs, strict=True)
-        ]
-        if record:
-            self._record_access(view, labels)
-        return hits
-
-    def ancestors(self, memory_id: str, *, agent: str | None = None) -> list[Memory]:
-        """The memory's parent, its parent's parent, and so on up to a root."""
-        with self._mutex:
-            self._check_open()
-            found = self._find(memory_id, agent)
-            view = self._view(found.agent)
-            from engramdb.engine.hierarchy import ancestors
-
-            return [view.current(mid) for mid in ancestors(view.records, found.id)]
-
-    def children(self, memory_id: str, *, agent: str | None = None) -> list[Memory]:
-        """The memories whose ``parent_id`` is this one, oldest first."""
-        with self._mutex:
-            self._check_open()
-            found = self._find(memory_id, agent)
-            view = self._view(found.agent)
-            kids = view.hierarchy().children.get(found.id, [])
-            return sorted((view.current(m) for m in kids), key=lambda m: (m.created_at, m.id))
-
-    def refine_hierarchy(
-        self, *, agent: str, dim: int = 5, epochs: int | None = None, seed: int = 0
-    ) -> dict[str, float]:
-        """Learn depths for an agent's linked memories by training Poincaré embeddings.
-
-        Trains on the transitive closure of the agent's ``parent_id`` links
-        (see :func:`engramdb.engine.hierarchy.refine_depths`) and uses the learned
-        generality as ``Hit.depth`` and for ``depth=`` bands until the agent's
-        memories change. Returns the learned depth of each linked memory.
-        """
-        with self._mutex:
-            self._check_open()
-            if self.space != "poincare":
-                raise ValidationError(
-                    "refine_hierarchy shapes the Poincaré space; open the store with "
-                    "space='poincare'"
-                )
-            from engramdb.engine.hierarchy import refine_depths
-
-            view = self._view(check_name(agent, what="agent"))
-            view.refined = refine_depths(view.records, dim=dim, epochs=epochs, seed=seed)
-            view._changed()
-            return dict(view.refined)
-
-    def _flush_access(self) -> None:
-        """Write buffered access counts in one commit."""
-        if not self._pending_access:
-            return
-        ids, counts, lasts = [], [], []
-        for mid, agent in self._pending_access.items():
-            view = self._views.get(agent)
-            if view is None or mid not in view.label_of:
-                continue
-            label = view.label_of[mid]
-            ids.append(mid)
-            counts.append(int(view.access.data[label]))
-            lasts.append(from_micros(int(view.last_access.data[label])))
-        self._pending_access.clear()
-        if ids:
-            self._table.update_columns(
-                pa.table(
-                    {
-                        "id": ids,
-                        "access_count": pa.array(counts, pa.int64()),
-                        "last_accessed_at": pa.array(lasts, pa.timestamp("us", "UTC")),
-                    }
-                )
-            )
-
-    def flush(self) -> None:
-        """Write buffered access counts now (``close`` does this too)."""
-        with self._mutex:
-            self._check_open(write=True)
-            self._flush_access()
-
-    def compact(self) -> None:
-        """Compact the store now: merge fragments, drop old versions past retention."""
-        with self._mutex:
-            self._check_open(write=True)
-            self._flush_access()
-            self._table.compact()
-
     # -- extension points ------------------------------------------------------------------
     # Consolidation, snapshots and checkpoints live in modules of their own; these
     # methods are their public face. They import lazily to keep start-up light.
-
-    def invalidate(self, agent: str | None = None) -> None:
-        """Drop the in-memory view of an agent (all agents if None); it reloads on next use.
-
-        For code that changes the store of record in bulk (consolidation, import, rollback).
-        """
-        with self._mutex:
-            if agent is None:
-                self._views.clear()
-            else:
-                self._views.pop(agent, None)
-
-    @property
-    def mutex(self) -> threading.RLock:
-        """The engine's lock; bulk operations hold it for their whole run."""
-        return self._mutex
-
-    def check_writable(self) -> None:
-        """Raise unless the engine is open for writing."""
-        self._check_open(write=True)
 
     def consolidate(
         self,
