@@ -25,9 +25,14 @@ class Embedder(Protocol):
         normalized: Whether ``embed`` returns unit-length rows.
     """
 
-    name: str
-    dim: int
-    normalized: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def normalized(self) -> bool: ...
 
     def embed(self, texts: Sequence[str]) -> FloatMatrix:
         """Embed ``texts`` into a float32 array of shape ``(len(texts), dim)``."""

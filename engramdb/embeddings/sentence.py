@@ -102,7 +102,7 @@ class SentenceTransformerEmbedder:
         import transformers
         from sentence_transformers import SentenceTransformer
 
-        transformers.logging.disable_progress_bar()
+        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -122,7 +122,7 @@ class SentenceTransformerEmbedder:
     @property
     def max_tokens(self) -> int:
         """Tokens per window, special tokens excluded."""
-        return int(self.model.max_seq_length) - 2
+        return int(self.model.max_seq_length or 512) - 2
 
     def _token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         tokenizer: Any = self.model.tokenizer

@@ -21,13 +21,14 @@ from engramdb.engine.records import (
     MemoryKind,
     check_id,
     check_name,
+    utcnow,
 )
 from engramdb.engine.store import (
     MemoryTable,
     arrow_to_memories,
     arrow_vectors,
 )
-from engramdb.engine.view import AgentView, from_micros, normalize_rows
+from engramdb.engine.view import AgentView, from_micros, normalize_rows, to_micros
 from engramdb.errors import (
     NotFoundError,
     ReadOnlyError,
@@ -42,7 +43,7 @@ _EMBED_BLOCK = 1024
 
 def kind_of(value: object) -> MemoryKind:
     try:
-        return MemoryKind(value)
+        return MemoryKind(str(value))
     except ValueError:
         raise ValidationError(
             f"kind {value!r} is not a memory kind; use one of "
@@ -246,3 +247,12 @@ class EngineBase:
     def check_writable(self) -> None:
         """Raise unless the engine is open for writing."""
         self._check_open(write=True)
+
+    def _record_access(self, view: AgentView, labels: Sequence[int]) -> None:
+        stamp = to_micros(utcnow())
+        for label in labels:
+            view.access.data[label] += 1
+            view.last_access.data[label] = stamp
+            self._pending_access[view.ids[label]] = view.agent  # type: ignore[index]
+        if len(self._pending_access) >= self.settings.access_flush_every:
+            self._flush_access()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -525,7 +526,7 @@ class MemoryEngine(RecallMixin):
                 total += int(mask.sum())
             return total
 
-    def agents(self) -> list[str]:
+    def agents(self) -> builtins.list[str]:
         """Names of the agents that have memories in the store, sorted."""
         with self._mutex:
             self._check_open()

@@ -88,14 +88,11 @@ def compile_filter(spec: Mapping[str, Any] | None) -> Predicate | None:
                 raise ValidationError(f"{key} takes a non-empty list of filters, got {cond!r:.80}")
             subs = [compile_filter(c) for c in cond]
             preds = [p for p in subs if p is not None]
-            if key == "$and":
-                parts.append(lambda m, ps=preds: all(p(m) for p in ps))
-            else:
-                parts.append(lambda m, ps=preds: any(p(m) for p in ps))
+            parts.append(_all(preds) if key == "$and" else _any(preds))
         elif key == "$not":
             sub = compile_filter(cond)
             if sub is not None:
-                parts.append(lambda m, p=sub: not p(m))
+                parts.append(_not(sub))
         elif key.startswith("$"):
             raise ValidationError(
                 f"filter operator {key!r} is not known at the top level; use $and, $or or $not"
@@ -110,7 +107,23 @@ def compile_filter(spec: Mapping[str, Any] | None) -> Predicate | None:
                     )
                 if op in ("$in", "$nin") and not isinstance(arg, list | tuple | set):
                     raise ValidationError(f"{op} on {key!r} takes a list, got {arg!r:.80}")
-                parts.append(lambda m, k=key, f=fn, a=arg: f(_get(m, k), a))
+                parts.append(_compare(key, fn, arg))
         else:
-            parts.append(lambda m, k=key, a=cond: OPERATORS["$eq"](_get(m, k), a))
-    return lambda meta: all(p(meta) for p in parts)
+            parts.append(_compare(key, OPERATORS["$eq"], cond))
+    return _all(parts)
+
+
+def _all(preds: list[Predicate]) -> Predicate:
+    return lambda meta: all(p(meta) for p in preds)
+
+
+def _any(preds: list[Predicate]) -> Predicate:
+    return lambda meta: any(p(meta) for p in preds)
+
+
+def _not(pred: Predicate) -> Predicate:
+    return lambda meta: not pred(meta)
+
+
+def _compare(key: str, op: Callable[[Any, Any], bool], arg: Any) -> Predicate:
+    return lambda meta: op(_get(meta, key), arg)

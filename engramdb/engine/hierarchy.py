@@ -129,7 +129,8 @@ def build_hierarchy(
 
 def points(unit_vectors: FloatMatrix, norms: np.ndarray) -> np.ndarray:
     """Points of the ball: each unit direction scaled to its depth (float64)."""
-    return np.asarray(unit_vectors, dtype=np.float64) * np.asarray(norms)[:, None]
+    out: np.ndarray = np.asarray(unit_vectors, dtype=np.float64) * np.asarray(norms)[:, None]
+    return out
 
 
 def closure_edges(records: Mapping[str, Memory]) -> list[tuple[str, str]]:

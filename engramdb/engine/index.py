@@ -17,13 +17,17 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
-import faiss
+import faiss as _faiss
 import numpy as np
 
 from engramdb._types import BoolArray, FloatMatrix, IntArray
 from engramdb.errors import ValidationError
+
+# faiss's bundled stubs lag its SWIG API (SearchParameters(sel=...), DirectMap,
+# remove_ids on arrays): use it untyped rather than scatter ignores.
+faiss: Any = _faiss
 
 __all__ = [
     "INDEX_KINDS",
@@ -43,6 +47,11 @@ _TOMBSTONE_REBUILD = 0.25
 """Rebuild an HNSW graph once this fraction of its nodes are removed."""
 _SELECTIVE = 0.02
 """When fewer than this fraction of labels pass a filter, search them exhaustively."""
+
+
+def _pair(result: Any) -> tuple[FloatMatrix, IntArray]:
+    scores, labels = result
+    return np.asarray(scores, dtype=np.float32), np.asarray(labels, dtype=np.int64)
 
 
 @contextlib.contextmanager
@@ -110,10 +119,10 @@ class FlatIndex:
         self, query: FloatMatrix, k: int, allowed: BoolArray | None = None
     ) -> tuple[FloatMatrix, IntArray]:
         if allowed is None:
-            return self.index.search(query, k)  # type: ignore[no-any-return]
+            return _pair(self.index.search(query, k))
         sel, _bits = _bitmap(allowed)
         params = faiss.SearchParameters(sel=sel)
-        return self.index.search(query, k, params=params)  # type: ignore[no-any-return]
+        return _pair(self.index.search(query, k, params=params))
 
 
 class HNSWIndex:
@@ -263,7 +272,7 @@ class IVFIndex:
         self, query: FloatMatrix, k: int, allowed: BoolArray | None = None
     ) -> tuple[FloatMatrix, IntArray]:
         if allowed is None:
-            return self.index.search(query, k)  # type: ignore[no-any-return]
+            return _pair(self.index.search(query, k))
         labels = np.flatnonzero(allowed)
         if len(labels) < _SELECTIVE * len(self) or len(labels) <= 4 * k:
             # Too few candidates in the probed cells: rank the selected vectors exactly.
@@ -279,7 +288,7 @@ class IVFIndex:
             return out_s, out_l
         sel, _bits = _bitmap(allowed)
         params = faiss.SearchParametersIVF(sel=sel, nprobe=self.index.nprobe)
-        return self.index.search(query, k, params=params)  # type: ignore[no-any-return]
+        return _pair(self.index.search(query, k, params=params))
 
 
 class NoIndex:

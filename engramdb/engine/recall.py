@@ -18,10 +18,9 @@ from engramdb.engine.records import (
     MemoryKind,
     as_utc,
     check_name,
-    utcnow,
 )
 from engramdb.engine.structure import StructureMixin
-from engramdb.engine.view import AgentView, normalize_rows, to_micros
+from engramdb.engine.view import AgentView, normalize_rows
 from engramdb.errors import (
     ValidationError,
 )
@@ -128,8 +127,10 @@ class RecallMixin(StructureMixin):
         if isinstance(query, str):
             if not query.strip():
                 raise ValidationError("query '' is empty; pass some text or a vector")
-            return self._embed([query])[0]
-        return normalize_rows(self._check_vector(query)[None, :])[0]
+            vec: FloatMatrix = self._embed([query])[0]
+        else:
+            vec = normalize_rows(self._check_vector(query)[None, :])[0]
+        return vec
 
     def _lance_search(
         self, view: AgentView, qvec: FloatMatrix, pool: int, mask: np.ndarray
@@ -137,7 +138,7 @@ class RecallMixin(StructureMixin):
         ids = [view.ids[i] for i in np.flatnonzero(mask)]
         rows = (
             self._table.table.search(qvec, vector_column_name="vector")
-            .metric("cosine")
+            .distance_type("cosine")
             .where(f"agent = '{view.agent}'", prefilter=True)
             .select(["id"])
             .limit(pool if len(ids) == len(view) else 4 * pool)
@@ -179,7 +180,7 @@ class RecallMixin(StructureMixin):
         depths = view.depths()[labels] if self.space == "poincare" else None
         hits = [
             Hit(
-                memory=view.current(ids[i]),  # type: ignore[arg-type]
+                memory=view.current(ids[i]),
                 score=float(score[i]),
                 similarity=float(sims[i]),
                 recency=float(recency[i]),
@@ -192,12 +193,3 @@ class RecallMixin(StructureMixin):
         if record:
             self._record_access(view, [int(labels[i]) for i in order])
         return hits
-
-    def _record_access(self, view: AgentView, labels: Sequence[int]) -> None:
-        stamp = to_micros(utcnow())
-        for label in labels:
-            view.access.data[label] += 1
-            view.last_access.data[label] = stamp
-            self._pending_access[view.ids[label]] = view.agent  # type: ignore[index]
-        if len(self._pending_access) >= self.settings.access_flush_every:
-            self._flush_access()

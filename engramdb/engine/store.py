@@ -110,7 +110,7 @@ def _plain(column: pa.ChunkedArray) -> list[Any]:
 
 def arrow_to_memories(table: pa.Table) -> list[Memory]:
     """Rows of the memories table back to :class:`Memory` values (trusted: no re-validation)."""
-    cols = {
+    cols: dict[str, list[Any]] = {
         name: _times(table.column(name)) if name in _TIME_COLUMNS else _plain(table.column(name))
         for name in RECORD_COLUMNS
     }
@@ -222,7 +222,7 @@ class MemoryTable:
 
     def refresh(self) -> None:
         """Move to the newest committed version (for readers in other processes)."""
-        self.table.checkout_latest()
+        self.table.checkout_latest()  # type: ignore[no-untyped-call]
 
     @property
     def version(self) -> int:

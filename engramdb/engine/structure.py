@@ -75,6 +75,10 @@ class StructureMixin(EngineBase):
         from engramdb.engine.hierarchy import norm_of, points
         from engramdb.hyperbolic.index import PoincareFlatIndex
 
+        if view.index.kind == "lance":
+            raise ValidationError(
+                "rank='distance' needs the points in memory; open the store with index='auto'"
+            )
         if view.ball_index is None:
             labels = np.flatnonzero(view.alive.view).astype(np.int64)
             index = PoincareFlatIndex(self.embedder.dim)
@@ -83,9 +87,11 @@ class StructureMixin(EngineBase):
         # A query has no place in the hierarchy: put it where a typical leaf sits.
         query = points(qvec[None, :], norm_of(np.array([1.5])))
         found = view.ball_index.search(query, k, allowed=mask)  # type: ignore[attr-defined]
-        labels = [int(x) for x in found.ids[0] if x >= 0]
-        dists = found.distances[0][: len(labels)]
-        vecs = view.vectors(np.asarray(labels, dtype=np.int64)) if labels else qvec[None, :0]
+        hit_labels = [int(x) for x in found.ids[0] if x >= 0]
+        dists = found.distances[0][: len(hit_labels)]
+        vecs = (
+            view.vectors(np.asarray(hit_labels, dtype=np.int64)) if hit_labels else qvec[None, :0]
+        )
         depths = view.depths()
         hits = [
             Hit(
@@ -95,10 +101,10 @@ class StructureMixin(EngineBase):
                 importance=float(view.importance.data[label]),
                 depth=float(depths[label]),
             )
-            for label, dist, vec in zip(labels, dists, vecs, strict=True)
+            for label, dist, vec in zip(hit_labels, dists, vecs, strict=True)
         ]
         if record:
-            self._record_access(view, labels)
+            self._record_access(view, hit_labels)
         return hits
 
     def ancestors(self, memory_id: str, *, agent: str | None = None) -> list[Memory]:

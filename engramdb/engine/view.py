@@ -54,7 +54,7 @@ class _Column:
     """A growable numpy column indexed by label."""
 
     def __init__(self, dtype: type, fill: object) -> None:
-        self.data = np.empty(64, dtype=dtype)
+        self.data: np.ndarray = np.empty(64, dtype=dtype)
         self.fill = fill
         self.n = 0
 
@@ -203,10 +203,10 @@ class AgentView:
         """Unit vectors of live labels, read back from the index."""
         index = self.index
         if isinstance(index, FlatIndex):
-            return index.index.reconstruct_batch(labels)  # type: ignore[no-any-return]
+            return np.asarray(index.index.reconstruct_batch(labels), dtype=np.float32)
         if isinstance(index, HNSWIndex):
             pos = np.array([index._pos[int(x)] for x in labels], dtype=np.int64)
-            return index._storage().reconstruct_batch(pos)  # type: ignore[no-any-return]
+            return np.asarray(index._storage().reconstruct_batch(pos), dtype=np.float32)
         if isinstance(index, IVFIndex):
             return np.stack([index.index.reconstruct(int(x)) for x in labels])
         raise TypeError(f"cannot read vectors back from {type(index).__name__}")
