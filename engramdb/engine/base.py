@@ -227,6 +227,8 @@ class EngineBase:
             self._check_open(write=True)
             self._flush_access()
             self._table.compact()
+            if self.index_kind == "lance":
+                self._table.ensure_vector_index()
 
     def invalidate(self, agent: str | None = None) -> None:
         """Drop the in-memory view of an agent (all agents if None); it reloads on next use.

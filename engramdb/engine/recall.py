@@ -139,8 +139,9 @@ class RecallMixin(StructureMixin):
         rows = (
             self._table.table.search(qvec, vector_column_name="vector")
             .distance_type("cosine")
+            .refine_factor(4)  # re-rank PQ candidates with full vectors when indexed
             .where(f"agent = '{view.agent}'", prefilter=True)
-            .select(["id"])
+            .select(["id", "_distance"])
             .limit(pool if len(ids) == len(view) else 4 * pool)
             .to_arrow()
         )

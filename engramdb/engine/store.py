@@ -19,6 +19,7 @@ from typing import Any
 
 # Lance logs from Rust at WARN by default ("no existing dataset ... will be created").
 os.environ.setdefault("LANCE_LOG", "error")
+os.environ.setdefault("LANCEDB_LOG", "error")
 
 import lancedb
 import numpy as np
@@ -310,6 +311,28 @@ class MemoryTable:
         Tagged versions (checkpoints) are kept by LanceDB whatever their age.
         """
         self.table.optimize(cleanup_older_than=self.retention)
+
+    def ensure_vector_index(self, *, min_rows: int = 50_000) -> bool:
+        """Give the table a LanceDB vector index (IVF_PQ, cosine) once it is large.
+
+        Below ``min_rows`` a brute-force scan is fast and exact, so nothing is
+        built. Rows added later are searched by a scan until the next call,
+        which ``optimize`` folds into the index. Returns whether an index exists.
+        """
+        indexed = any(cfg.columns == ["vector"] for cfg in self.table.list_indices())
+        if indexed:
+            return True
+        n = self.count()
+        if n < min_rows:
+            return False
+        self.table.create_index(
+            metric="cosine",
+            vector_column_name="vector",
+            index_type="IVF_PQ",
+            num_partitions=max(1, int(n**0.5)),
+            num_sub_vectors=max(1, self.dim // 16),
+        )
+        return True
 
     # -- versions ------------------------------------------------------------------------
 

@@ -275,3 +275,16 @@ def test_memory_round_trips_through_storage(engine: MemoryEngine) -> None:
     stored = engine.get(m.id)
     assert stored == m
     assert isinstance(stored, Memory) and stored.created_at.tzinfo is not None
+
+
+def test_lance_mode_uses_a_lance_vector_index(store_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    vecs = rng.normal(size=(2000, 256)).astype(np.float32)
+    with MemoryEngine.open(store_path, embedder="hashing", index="lance") as eng:
+        mems = eng.add_many([{"text": f"v{i}", "vector": vecs[i]} for i in range(2000)], agent="a")
+        assert eng.table.ensure_vector_index(min_rows=1000)
+        assert any(cfg.columns == ["vector"] for cfg in eng.table.table.list_indices())
+        hits = eng.recall(vecs[17], agent="a", k=5)
+        assert hits[0].memory.id == mems[17].id
+        eng.delete(mems[17].id)
+        assert mems[17].id not in [h.memory.id for h in eng.recall(vecs[17], agent="a", k=5)]
