@@ -8,9 +8,21 @@ import engramdb
 from engramdb import MemoryEngine
 
 PUBLIC = {
-    "Embedder", "EmbedderMismatchError", "EngramError", "HashingEmbedder", "Hit", "Memory",
-    "MemoryEngine", "MemoryKind", "MemoryStatus", "NotFoundError", "ScoringWeights",
-    "SentenceTransformerEmbedder", "Settings", "StoreLockedError", "ValidationError",
+    "Embedder",
+    "EmbedderMismatchError",
+    "EngramError",
+    "HashingEmbedder",
+    "Hit",
+    "Memory",
+    "MemoryEngine",
+    "MemoryKind",
+    "MemoryStatus",
+    "NotFoundError",
+    "ScoringWeights",
+    "SentenceTransformerEmbedder",
+    "Settings",
+    "StoreLockedError",
+    "ValidationError",
     "__version__",
 }
 
@@ -26,8 +38,18 @@ def test_engine_contract_names() -> None:
     """The names and keywords of section 5 of the core contract."""
     expected = {
         "open": ["path", "embedder"],
-        "add": ["text", "agent", "kind", "session", "metadata", "importance", "created_at",
-                "ttl", "parent", "vector"],
+        "add": [
+            "text",
+            "agent",
+            "kind",
+            "session",
+            "metadata",
+            "importance",
+            "created_at",
+            "ttl",
+            "parent",
+            "vector",
+        ],
         "add_many": ["items", "agent", "kind", "session"],
         "recall": ["query", "agent", "k", "kinds", "session", "where", "since", "until"],
         "get": ["memory_id", "agent"],

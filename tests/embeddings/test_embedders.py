@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from engramdb import HashingEmbedder, MemoryEngine, ValidationError
-from engramdb.embeddings import CachedEmbedder, Embedder, SentenceTransformerEmbedder, resolve_embedder
+from engramdb.embeddings import (
+    CachedEmbedder,
+    Embedder,
+    SentenceTransformerEmbedder,
+    resolve_embedder,
+)
 from engramdb.errors import EmbedderUnavailableError
 
 
@@ -73,7 +78,7 @@ def test_long_text_is_chunked_not_cut(minilm: SentenceTransformerEmbedder) -> No
     head = "The launch code is hidden under the blue vase in the hallway. "
     tail = "Penguins in Antarctica huddle together to survive the winter storms. "
     long_text = head * 40 + tail * 40
-    assert minilm.chunk_counts([long_text, "short"]) [0] > 1
+    assert minilm.chunk_counts([long_text, "short"])[0] > 1
     vec = minilm.embed([long_text])[0]
     probe = minilm.embed(["penguins huddle in antarctic winter"])[0]
     truncated = minilm.embed([head * 40])[0]
@@ -84,8 +89,14 @@ def test_long_text_is_chunked_not_cut(minilm: SentenceTransformerEmbedder) -> No
 @pytest.mark.model
 def test_engine_on_the_bundled_model(tmp_path: Path, minilm: SentenceTransformerEmbedder) -> None:
     with MemoryEngine.open(tmp_path / "s", embedder=minilm) as eng:
-        eng.add_many(["I adopted a golden retriever named Max", "My sister lives in Toronto",
-                      "I am training for a marathon in October"], agent="u")
+        eng.add_many(
+            [
+                "I adopted a golden retriever named Max",
+                "My sister lives in Toronto",
+                "I am training for a marathon in October",
+            ],
+            agent="u",
+        )
         long = eng.add("word " * 2000, agent="u")
         assert long.chunks > 1
         hits = eng.recall("What is the name of my dog?", agent="u", k=1)

@@ -26,8 +26,9 @@ while True:
 
 def test_sigkill_during_add_many_loses_no_acknowledged_write(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(store)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(store)], stdout=subprocess.PIPE, text=True
+    )
     acked: list[str] = []
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
@@ -44,4 +45,6 @@ def test_sigkill_during_add_many_loses_no_acknowledged_write(tmp_path: Path) -> 
         stored = {m.id for m in eng.list(agent="crashy", limit=None)}
         assert set(acked) <= stored
         assert len(stored) % 50 == 0  # whole batches only: each add_many is one commit
-        assert eng.recall("batch 3 item 7", agent="crashy", k=1)[0].memory.text.startswith("batch 3 item 7")
+        assert eng.recall("batch 3 item 7", agent="crashy", k=1)[0].memory.text.startswith(
+            "batch 3 item 7"
+        )

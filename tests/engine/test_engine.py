@@ -65,13 +65,17 @@ def test_everything_survives_reopen(store_path: Path) -> None:
             eng.add_many(FACTS, agent=agent, session="s1")
         eng.add("remember the milk", agent="a1", kind="procedural", metadata={"n": 3})
         before = {a: eng.list(agent=a, limit=None) for a in eng.agents()}
-        q = {a: [h.memory.id for h in eng.recall("milk", agent=a, record_access=False)]
-             for a in eng.agents()}
+        q = {
+            a: [h.memory.id for h in eng.recall("milk", agent=a, record_access=False)]
+            for a in eng.agents()
+        }
     with MemoryEngine.open(store_path, embedder="hashing") as eng:
         assert eng.agents() == ["a1", "a2", "a3"]
         assert {a: eng.list(agent=a, limit=None) for a in eng.agents()} == before
-        assert {a: [h.memory.id for h in eng.recall("milk", agent=a, record_access=False)]
-                for a in eng.agents()} == q
+        assert {
+            a: [h.memory.id for h in eng.recall("milk", agent=a, record_access=False)]
+            for a in eng.agents()
+        } == q
 
 
 def test_agents_are_isolated(engine: MemoryEngine) -> None:
@@ -86,8 +90,12 @@ def test_agents_are_isolated(engine: MemoryEngine) -> None:
 
 def test_filters_apply_before_top_k(engine: MemoryEngine) -> None:
     items = [
-        {"text": f"weather report number {i}", "metadata": {"i": i, "tag": "rare" if i % 50 == 0 else "common"},
-         "session": f"s{i % 5}", "kind": "episodic" if i % 2 else "semantic"}
+        {
+            "text": f"weather report number {i}",
+            "metadata": {"i": i, "tag": "rare" if i % 50 == 0 else "common"},
+            "session": f"s{i % 5}",
+            "kind": "episodic" if i % 2 else "semantic",
+        }
         for i in range(500)
     ]
     engine.add_many(items, agent="w")
@@ -113,8 +121,13 @@ def test_time_filters(engine: MemoryEngine) -> None:
         [{"text": f"diary entry {d}", "created_at": base + timedelta(days=d)} for d in range(10)],
         agent="diary",
     )
-    hits = engine.recall("diary entry", agent="diary", k=10,
-                         since=base + timedelta(days=3), until=base + timedelta(days=6))
+    hits = engine.recall(
+        "diary entry",
+        agent="diary",
+        k=10,
+        since=base + timedelta(days=3),
+        until=base + timedelta(days=6),
+    )
     assert sorted(h.memory.created_at.day for h in hits) == [4, 5, 6]
 
 
@@ -180,9 +193,7 @@ def test_recall_is_reproducible_across_processes(store_path: Path) -> None:
 def test_bring_your_own_vector(engine: MemoryEngine) -> None:
     rng = np.random.default_rng(0)
     vecs = rng.normal(size=(20, 256)).astype(np.float32)
-    mems = engine.add_many(
-        [{"text": f"item {i}", "vector": vecs[i]} for i in range(20)], agent="v"
-    )
+    mems = engine.add_many([{"text": f"item {i}", "vector": vecs[i]} for i in range(20)], agent="v")
     hits = engine.recall(vecs[7], agent="v", k=1)
     assert hits[0].memory.id == mems[7].id
     assert hits[0].similarity == pytest.approx(1.0, abs=1e-5)
@@ -267,8 +278,13 @@ def test_every_index_choice_answers_and_forgets(store_path: Path, index: str) ->
 def test_memory_round_trips_through_storage(engine: MemoryEngine) -> None:
     parent = engine.add("topic: travel", agent="a", kind="semantic")
     m = engine.add(
-        "booked a flight", agent="a", session="trip-1", metadata={"nested": {"k": [1, 2.5, None]}},
-        importance=0.75, created_at=datetime(2023, 5, 8, 13, 56, 1, 123456), parent=parent.id,
+        "booked a flight",
+        agent="a",
+        session="trip-1",
+        metadata={"nested": {"k": [1, 2.5, None]}},
+        importance=0.75,
+        created_at=datetime(2023, 5, 8, 13, 56, 1, 123456),
+        parent=parent.id,
         ttl=timedelta(days=3650),
     )
     engine.invalidate()

@@ -21,8 +21,9 @@ def clustered(n: int, dim: int, *, seed: int, clusters: int = 64) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def recall_at_10(index: VectorIndex, exact: FlatIndex, queries: np.ndarray,
-                 allowed: np.ndarray | None = None) -> float:
+def recall_at_10(
+    index: VectorIndex, exact: FlatIndex, queries: np.ndarray, allowed: np.ndarray | None = None
+) -> float:
     _, got = index.search(queries, 10, allowed)
     _, want = exact.search(queries, 10, allowed)
     return float(np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)]))
@@ -37,10 +38,12 @@ def data20k() -> tuple[np.ndarray, np.ndarray, FlatIndex]:
     return x, queries, exact
 
 
-@pytest.mark.parametrize("make", [lambda x: HNSWIndex(128), lambda x: IVFIndex(128, x)],
-                         ids=["hnsw", "ivf"])
-def test_approximate_recall_on_20k(data20k: tuple[np.ndarray, np.ndarray, FlatIndex],
-                                   make: object) -> None:
+@pytest.mark.parametrize(
+    "make", [lambda x: HNSWIndex(128), lambda x: IVFIndex(128, x)], ids=["hnsw", "ivf"]
+)
+def test_approximate_recall_on_20k(
+    data20k: tuple[np.ndarray, np.ndarray, FlatIndex], make: object
+) -> None:
     x, queries, exact = data20k
     index = make(x)  # type: ignore[operator]
     index.add(np.arange(len(x), dtype=np.int64), x)
@@ -56,7 +59,9 @@ def test_approximate_recall_on_20k(data20k: tuple[np.ndarray, np.ndarray, FlatIn
 def test_removed_vectors_never_come_back(kind: str) -> None:
     x = clustered(3000, 32, seed=3)
     labels = np.arange(len(x), dtype=np.int64)
-    index: VectorIndex = {"flat": FlatIndex(32), "hnsw": HNSWIndex(32), "ivf": IVFIndex(32, x)}[kind]
+    index: VectorIndex = {"flat": FlatIndex(32), "hnsw": HNSWIndex(32), "ivf": IVFIndex(32, x)}[
+        kind
+    ]
     index.add(labels, x)
     gone = labels[::2]
     index.remove(gone)  # crosses the HNSW rebuild threshold too

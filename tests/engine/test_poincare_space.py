@@ -11,10 +11,16 @@ from engramdb import MemoryEngine, ValidationError
 from engramdb.hyperbolic import pairwise_distance
 
 TOPICS = {
-    "travel plans and trips": ["flight to lisbon in may", "hotel booking near the river",
-                               "train pass for the coast"],
-    "health and fitness": ["knee pain after running", "marathon training plan",
-                           "doctor appointment on friday"],
+    "travel plans and trips": [
+        "flight to lisbon in may",
+        "hotel booking near the river",
+        "train pass for the coast",
+    ],
+    "health and fitness": [
+        "knee pain after running",
+        "marathon training plan",
+        "doctor appointment on friday",
+    ],
 }
 
 
@@ -37,8 +43,10 @@ def tree(store_path: Path):
 def test_structure_queries(tree) -> None:
     eng, ids = tree
     leaf = ids["knee pain after running detail"]
-    assert [m.id for m in eng.ancestors(leaf)] == [ids["knee pain after running"],
-                                                   ids["health and fitness"]]
+    assert [m.id for m in eng.ancestors(leaf)] == [
+        ids["knee pain after running"],
+        ids["health and fitness"],
+    ]
     kids = eng.children(ids["travel plans and trips"])
     assert [m.text for m in kids] == TOPICS["travel plans and trips"]
     assert eng.children(leaf) == []
@@ -48,8 +56,11 @@ def test_subtree_scope_returns_exactly_the_subtree(tree) -> None:
     eng, ids = tree
     root = ids["health and fitness"]
     hits = eng.recall("anything at all", agent="a", k=100, scope="subtree", root=root)
-    expected = {root} | {ids[n] for n in TOPICS["health and fitness"]} | {
-        ids[n + " detail"] for n in TOPICS["health and fitness"]}
+    expected = (
+        {root}
+        | {ids[n] for n in TOPICS["health and fitness"]}
+        | {ids[n + " detail"] for n in TOPICS["health and fitness"]}
+    )
     assert {h.memory.id for h in hits} == expected
     with pytest.raises(ValidationError, match="root"):
         eng.recall("x", agent="a", scope="subtree")
@@ -58,14 +69,18 @@ def test_subtree_scope_returns_exactly_the_subtree(tree) -> None:
 def test_depth_encodes_generality(tree) -> None:
     eng, ids = tree
     hits = {h.memory.id: h.depth for h in eng.recall("trips", agent="a", k=100)}
-    root, mid, leaf = (ids["travel plans and trips"], ids["hotel booking near the river"],
-                       ids["hotel booking near the river detail"])
+    root, mid, leaf = (
+        ids["travel plans and trips"],
+        ids["hotel booking near the river"],
+        ids["hotel booking near the river detail"],
+    )
     assert 0 <= hits[root] < hits[mid] < hits[leaf] < 1
     general = eng.recall("anything", agent="a", k=100, depth=(0.0, hits[root]))
     assert {h.memory.id for h in general} == {ids[t] for t in TOPICS}
     specific = eng.recall("anything", agent="a", k=100, depth=(hits[leaf], 1.0))
-    assert {h.memory.id for h in specific} == {ids[n + " detail"] for ns in TOPICS.values()
-                                               for n in ns}
+    assert {h.memory.id for h in specific} == {
+        ids[n + " detail"] for ns in TOPICS.values() for n in ns
+    }
 
 
 def test_similarity_ranking_ignores_depth(tree) -> None:

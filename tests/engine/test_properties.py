@@ -14,9 +14,15 @@ from engramdb import MemoryEngine
 WORDS = ["apple", "river", "piano", "engine", "forest", "window", "coffee", "planet", "garden"]
 text = st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join)
 op = st.one_of(
-    st.tuples(st.just("add"), st.sampled_from(["a", "b"]), text,
-              st.sampled_from(["episodic", "semantic", "procedural"])),
-    st.tuples(st.just("add_many"), st.sampled_from(["a", "b"]), st.lists(text, min_size=1, max_size=5)),
+    st.tuples(
+        st.just("add"),
+        st.sampled_from(["a", "b"]),
+        text,
+        st.sampled_from(["episodic", "semantic", "procedural"]),
+    ),
+    st.tuples(
+        st.just("add_many"), st.sampled_from(["a", "b"]), st.lists(text, min_size=1, max_size=5)
+    ),
     st.tuples(st.just("update"), st.integers(0, 10_000), text, st.floats(0, 1)),
     st.tuples(st.just("delete"), st.integers(0, 10_000)),
     st.tuples(st.just("recall"), st.sampled_from(["a", "b"]), text),
@@ -44,14 +50,22 @@ def test_any_sequence_survives_reopen(ops: list[tuple], query: str) -> None:
                 elif o[0] == "recall":
                     eng.recall(o[2], agent=o[1], k=3)
             before = {a: eng.list(agent=a, limit=None) for a in ("a", "b")}
-            recall = {a: [(h.memory.id, round(h.score, 6))
-                          for h in eng.recall(query, agent=a, k=5, record_access=False)]
-                      for a in ("a", "b")}
+            recall = {
+                a: [
+                    (h.memory.id, round(h.score, 6))
+                    for h in eng.recall(query, agent=a, k=5, record_access=False)
+                ]
+                for a in ("a", "b")
+            }
         assert sorted(m.id for ms in before.values() for m in ms) == sorted(m for m, _ in live)
         with MemoryEngine.open(root, embedder="hashing") as eng:
             assert {a: eng.list(agent=a, limit=None) for a in ("a", "b")} == before
-            assert {a: [(h.memory.id, round(h.score, 6))
-                        for h in eng.recall(query, agent=a, k=5, record_access=False)]
-                    for a in ("a", "b")} == recall
+            assert {
+                a: [
+                    (h.memory.id, round(h.score, 6))
+                    for h in eng.recall(query, agent=a, k=5, record_access=False)
+                ]
+                for a in ("a", "b")
+            } == recall
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -9,8 +9,24 @@ import pytest
 from engramdb import MemoryEngine, ValidationError
 from engramdb.engine.records import Memory, check_name, new_id
 
-BAD_NAMES = ["", "..", ".", "a/b", "a\\b", "../x", "a\x00b", "tab\there", "a b", "x" * 129, "naïve",
-             "semi;colon", "quote'd", 'dq"x', None, 7]
+BAD_NAMES = [
+    "",
+    "..",
+    ".",
+    "a/b",
+    "a\\b",
+    "../x",
+    "a\x00b",
+    "tab\there",
+    "a b",
+    "x" * 129,
+    "naïve",
+    "semi;colon",
+    "quote'd",
+    'dq"x',
+    None,
+    7,
+]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
@@ -70,7 +86,9 @@ BAD_ADDS: list[dict[str, Any]] = [
 ]
 
 
-@pytest.mark.parametrize("bad", BAD_ADDS, ids=[next(iter(b)) + str(i) for i, b in enumerate(BAD_ADDS)])
+@pytest.mark.parametrize(
+    "bad", BAD_ADDS, ids=[next(iter(b)) + str(i) for i, b in enumerate(BAD_ADDS)]
+)
 def test_bad_add_is_refused_and_store_unchanged(engine: MemoryEngine, bad: dict[str, Any]) -> None:
     engine.add("an existing memory", agent="keeper")
     before = _snapshot(engine)

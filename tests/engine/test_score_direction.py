@@ -8,17 +8,28 @@ import pytest
 
 from engramdb import MemoryEngine
 
-TEXTS = [f"note {i} about {w}" for i, w in enumerate(
-    ["apples", "pears", "rivers", "mountains", "violins", "cellos", "rockets", "planets"] * 40)]
+TEXTS = [
+    f"note {i} about {w}"
+    for i, w in enumerate(
+        ["apples", "pears", "rivers", "mountains", "violins", "cellos", "rockets", "planets"] * 40
+    )
+]
 
 
-@pytest.mark.parametrize(("space", "index", "rank"), [
-    ("euclidean", "flat", "similarity"), ("euclidean", "hnsw", "similarity"),
-    ("euclidean", "ivf", "similarity"), ("euclidean", "lance", "similarity"),
-    ("poincare", "flat", "similarity"), ("poincare", "flat", "distance"),
-])
-def test_best_match_has_the_highest_score(store_path: Path, space: str, index: str,
-                                          rank: str) -> None:
+@pytest.mark.parametrize(
+    ("space", "index", "rank"),
+    [
+        ("euclidean", "flat", "similarity"),
+        ("euclidean", "hnsw", "similarity"),
+        ("euclidean", "ivf", "similarity"),
+        ("euclidean", "lance", "similarity"),
+        ("poincare", "flat", "similarity"),
+        ("poincare", "flat", "distance"),
+    ],
+)
+def test_best_match_has_the_highest_score(
+    store_path: Path, space: str, index: str, rank: str
+) -> None:
     with MemoryEngine.open(store_path, embedder="hashing", space=space, index=index) as eng:
         eng.add_many(TEXTS, agent="a")
         target = TEXTS[42]
