@@ -184,7 +184,8 @@ def test_recall_is_reproducible_across_processes(store_path: Path) -> None:
     code = (
         "from engramdb import MemoryEngine\n"
         f"e = MemoryEngine.open({str(store_path)!r}, embedder='hashing', read_only=True)\n"
-        "print(','.join(h.memory.id for h in e.recall('topic 3', agent='a', k=15, record_access=False)))\n"
+        "hits = e.recall('topic 3', agent='a', k=15, record_access=False)\n"
+        "print(','.join(h.memory.id for h in hits))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().split(",") == mine
