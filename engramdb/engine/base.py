@@ -151,6 +151,8 @@ class EngineBase:
         return normalize_rows(out)
 
     def _chunk_counts(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []  # nothing to tokenize (and no reason to load a model)
         counter = getattr(self.embedder, "chunk_counts", None)
         return list(counter(texts)) if callable(counter) else [1] * len(texts)
 

@@ -308,9 +308,22 @@ class MemoryTable:
     def compact(self) -> None:
         """Merge small fragments and drop superseded versions older than the retention.
 
-        Tagged versions (checkpoints) are kept by LanceDB whatever their age.
+        LanceDB refuses a cleanup that would reach a tagged version (a
+        checkpoint), so while checkpoints exist, cleanup stops short of the oldest
+        one: versions older than it are dropped when it is deleted.
         """
-        self.table.optimize(cleanup_older_than=self.retention)
+        self.table.optimize(cleanup_older_than=self._cleanup_horizon())
+
+    def _cleanup_horizon(self) -> timedelta:
+        tagged = {int(t["version"]) for t in self.table.tags.list().values()}
+        if not tagged:
+            return self.retention
+        stamps = {int(v["version"]): v["timestamp"] for v in self.table.list_versions()}
+        oldest = min(stamps[v] for v in tagged if v in stamps)
+        if oldest.tzinfo is None:  # LanceDB reports local naive times
+            oldest = oldest.astimezone(UTC)
+        age = datetime.now(UTC) - oldest + timedelta(minutes=1)
+        return max(self.retention, age)
 
     def ensure_vector_index(self, *, min_rows: int = 50_000) -> bool:
         """Give the table a LanceDB vector index (IVF_PQ, cosine) once it is large.
