@@ -1,0 +1,261 @@
+"""``engramdb consolidate``: the batch job that consolidates every agent of a store.
+
+Each agent is consolidated on its own, in one commit; an agent that fails is
+reported and the others still run (the exit code says that one failed). A small
+journal in the store directory records the agents a run has finished, so a run
+that was interrupted resumes where it stopped when the same command is given
+again; the journal is removed when every agent has been done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engramdb.api.cli import StoreOption, app, console, err_console
+from engramdb.api.errors import exit_code
+from engramdb.config import default_store_path
+from engramdb.consolidation import ConsolidationPolicy
+from engramdb.consolidation.report import STEPS, AgentReport, ProgressEvent
+from engramdb.engine import MemoryEngine
+from engramdb.engine.consolidate import run_consolidation
+from engramdb.engine.store import read_meta
+from engramdb.errors import EngramError, StoreLockedError
+
+__all__ = ["JOURNAL", "consolidate"]
+
+JOURNAL = ".consolidate-journal.json"
+"""File in the store directory listing the agents an unfinished run has done."""
+_FAILED_EXIT = 1
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def _embedder_of(root: Path, given: str | None) -> str:
+    """The embedder to open the store with: the one given, or the one that built it."""
+    if given:
+        return given
+    meta = read_meta(root) if root.is_dir() else None
+    name = str(meta["embedder"]["name"]) if meta else "minilm"
+    return "minilm" if name == "all-MiniLM-L6-v2" else name
+
+
+class Journal:
+    """The finished agents of one run (same selection, same policy), kept on disk."""
+
+    def __init__(self, root: Path, key: str) -> None:
+        self.path = root / JOURNAL
+        self.key = key
+        self.done: list[str] = []
+        self.resumed = False
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            data = json.loads(self.path.read_text())
+            if data["key"] == key:
+                self.done = [str(a) for a in data["done"]]
+                self.resumed = True
+
+    def finish(self, agent: str) -> None:
+        self.done.append(agent)
+        data = json.dumps({"key": self.key, "done": self.done, "updated": time.time()})
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".journal-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def clear(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _run_key(selection: list[str] | None, policy_source: str) -> str:
+    blob = json.dumps({"agents": selection, "policy": policy_source}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.2f}"
+
+
+def _row(agent: str, status: str, report: AgentReport | None, error: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"agent": agent, "status": status}
+    if report is not None:
+        out.update(report.to_dict())
+    if error is not None:
+        out["error"] = error
+    return out
+
+
+def _summary(rows: list[dict[str, Any]], dry_run: bool) -> Table:
+    title = "consolidation (dry run: nothing written)" if dry_run else "consolidation"
+    table = Table(
+        title=title, caption="merged, gists: new memories (members); forgot: archived/deleted"
+    )
+    table.add_column("agent", overflow="fold", min_width=8)
+    table.add_column("status", min_width=7)
+    for name in ("active", "merged", "gists", "forgot", "expired", "MB", "s"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for r in rows:
+        if "active_before" in r:
+            table.add_row(
+                r["agent"],
+                r["status"],
+                f"{r['active_before']}->{r['active_after']}",
+                f"{r['groups_merged']} ({r['duplicates_archived']})",
+                f"{r['gists']} ({r['clustered']})",
+                f"{r['forgotten']}/{r['deleted']}",
+                str(r["expired"]),
+                f"{_mb(r['bytes_before'])}->{_mb(r['bytes_after'])}",
+                f"{r['seconds']:.1f}",
+            )
+        else:
+            table.add_row(r["agent"], r["status"], *[""] * 7)
+    return table
+
+
+@app.command("consolidate")
+def consolidate(
+    all_agents: Annotated[bool, typer.Option("--all", help="Every agent in the store.")] = False,
+    agents: Annotated[
+        list[str] | None, typer.Option("--agent", "-a", help="An agent (repeat for several).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would change; write nothing.")
+    ] = False,
+    policy_file: Annotated[
+        Path | None, typer.Option("--policy", help="A ConsolidationPolicy as JSON or TOML.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Ignore an interrupted run's journal.")
+    ] = False,
+    store: StoreOption = None,
+    embedder: Annotated[
+        str | None,
+        typer.Option("--embedder", "-e", help="Default: the embedder that built the store."),
+    ] = None,
+) -> None:
+    """Consolidate agents' memories: expire, merge duplicates, write gists, forget.
+
+    Each agent is written in one commit, so an interrupted run leaves every agent
+    either as it was or consolidated; run the same command again to finish it.
+    """
+    if all_agents == bool(agents):
+        raise _fail("give either --all or one or more --agent NAME", 2)
+    policy_source = ""
+    policy = ConsolidationPolicy()
+    if policy_file is not None:
+        try:
+            policy = ConsolidationPolicy.from_file(policy_file)
+            policy_source = policy_file.read_text(encoding="utf-8")
+        except (EngramError, OSError) as exc:
+            raise _fail(str(exc), 2) from None
+    root = Path(store) if store is not None else default_store_path()
+    if not (root / "engramdb.json").exists():
+        raise _fail(f"no store at {root}; give --store with the directory of an engramdb store", 3)
+    try:
+        engine = MemoryEngine.open(root, embedder=_embedder_of(root, embedder))
+    except StoreLockedError as exc:
+        raise _fail(
+            f"another process holds the writer lock of {root}, so nothing was consolidated "
+            f"({exc}). Let that writer finish, then run this command again.",
+            exit_code(exc),
+        ) from None
+    except EngramError as exc:
+        raise _fail(str(exc), exit_code(exc)) from None
+    with engine:
+        selection = None if all_agents else list(dict.fromkeys(agents or []))
+        names = engine.agents() if selection is None else selection
+        journal = Journal(root, _run_key(selection, policy_source))
+        if restart or dry_run:
+            journal.done, journal.resumed = [], False
+        if journal.resumed and journal.done:
+            err_console.print(
+                f"resuming an interrupted run: {len(journal.done)} agent(s) already done"
+            )
+        rows = _run(engine, names, policy, dry_run=dry_run, journal=journal, quiet=as_json)
+    failed = [r for r in rows if r["status"] == "failed"]
+    if not dry_run and not failed:
+        journal.clear()
+    if as_json:
+        out = {"dry_run": dry_run, "store": str(root), "failed": len(failed), "agents": rows}
+        sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
+    else:
+        console.print(_summary(rows, dry_run))
+    for r in failed:
+        err_console.print(f"[red]{r['agent']} failed:[/red] {r['error']}")
+    if failed:
+        err_console.print(
+            f"[red]{len(failed)} of {len(rows)} agent(s) failed[/red]: "
+            + ", ".join(r["agent"] for r in failed)
+            + ("; run the same command again to retry them" if not dry_run else "")
+        )
+        raise typer.Exit(_FAILED_EXIT)
+
+
+def _run(
+    engine: MemoryEngine,
+    names: list[str],
+    policy: ConsolidationPolicy,
+    *,
+    dry_run: bool,
+    journal: Journal,
+    quiet: bool,
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, disable=quiet, transient=False) as bars:
+        overall = bars.add_task("all agents", total=len(names))
+        for name in names:
+            if name in journal.done:
+                rows.append(_row(name, "skipped", None, None))
+                bars.advance(overall)
+                continue
+            task = bars.add_task(f"  {name}", total=len(STEPS))
+
+            def advance(event: ProgressEvent, task: Any = task) -> None:
+                bars.update(
+                    task, completed=event.done, description=f"  {event.agent}: {event.step}"
+                )
+
+            try:
+                report = run_consolidation(
+                    engine, agent=name, policy=policy, dry_run=dry_run, progress=advance
+                )
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # one agent failing must not stop the batch
+                error = str(exc) if isinstance(exc, EngramError) else f"{type(exc).__name__}: {exc}"
+                rows.append(_row(name, "failed", None, error))
+                bars.update(task, description=f"  {name}: [red]failed[/red]")
+            else:
+                rows.append(_row(name, "ok", report[name], None))
+                if not dry_run:
+                    journal.finish(name)
+                bars.update(task, completed=len(STEPS), description=f"  {name}: done")
+            bars.advance(overall)
+    return rows
