@@ -11,8 +11,10 @@ Example:
 """
 
 from engramdb.config import ScoringWeights, Settings
+from engramdb.consolidation import ConsolidationPolicy, ConsolidationReport
 from engramdb.embeddings import Embedder, HashingEmbedder, SentenceTransformerEmbedder
 from engramdb.engine import Hit, Memory, MemoryEngine, MemoryKind, MemoryStatus
+from engramdb.engine.snapshots import read_snapshot_manifest
 from engramdb.errors import (
     EmbedderMismatchError,
     EngramError,
@@ -24,6 +26,8 @@ from engramdb.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConsolidationPolicy",
+    "ConsolidationReport",
     "Embedder",
     "EmbedderMismatchError",
     "EngramError",
@@ -40,4 +44,5 @@ __all__ = [
     "StoreLockedError",
     "ValidationError",
     "__version__",
+    "read_snapshot_manifest",
 ]

@@ -1,0 +1,282 @@
+"""Checkpoints: name an agent's memory as it is now, and roll back to it later.
+
+The store is one LanceDB table shared by every agent, and LanceDB keeps each
+commit as a version. A checkpoint is a LanceDB *tag* on the table's current
+version, named after the agent and the checkpoint; rollback reads that agent's
+rows at the tagged version and makes them the agent's whole memory in the
+latest version, in one commit. Other agents are untouched, and a rollback is
+itself a new version: nothing after the checkpoint is lost to history until
+compaction cleans it up.
+
+Tag names: ``engramdb.ckpt.<agent key>.<name>``, where the agent key is 16 hex
+characters of SHA-256 of the agent name and the name is escaped to LanceDB's
+tag alphabet (``_u`` for ``_``, ``_d`` for ``.``, ``_c`` for ``:``, ``_a`` for
+``@``). Tags are files, so an escaped name is limited to 160 characters.
+
+Retention: a tag keeps its version, and every data file that version reads,
+safe from LanceDB's cleanup for as long as the tag exists. A checkpoint of a
+large store can therefore hold disk space after later updates and compactions.
+So each agent keeps at most ``keep`` checkpoints (:data:`DEFAULT_KEEP`):
+creating one more deletes that agent's oldest, and :func:`delete_checkpoint`
+drops one at once (its space comes back at the first compaction after the
+store's version retention, ten minutes by default). LanceDB refuses a cleanup
+that would remove a tagged version, so the store's compaction must clean only
+versions older than its oldest checkpoint.
+
+Example:
+    >>> engine.checkpoint(agent="bot", name="before-cleanup")
+    >>> engine.consolidate(agent="bot")
+    >>> engine.rollback(agent="bot", name="before-cleanup")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import pyarrow as pa
+
+from engramdb.engine.records import check_name
+from engramdb.errors import NotFoundError, ValidationError
+
+__all__ = [
+    "DEFAULT_KEEP",
+    "Checkpoint",
+    "RollbackReport",
+    "create_checkpoint",
+    "delete_checkpoint",
+    "list_checkpoints",
+    "replace_agent_rows",
+    "rollback_checkpoint",
+]
+
+DEFAULT_KEEP = 20
+"""Checkpoints kept per agent; creating one more deletes the agent's oldest."""
+_PREFIX = "engramdb.ckpt."
+_MAX_ESCAPED = 160
+_ESCAPES = {"_": "_u", ".": "_d", ":": "_c", "@": "_a"}
+_UNESCAPES = {v[1]: k for k, v in _ESCAPES.items()}
+_ESCAPED = re.compile(r"_(.)")
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A named state of an agent's memory.
+
+    Attributes:
+        agent: Whose memory.
+        name: The checkpoint's name.
+        version: The table version it points at.
+        created_at: When that version was committed (UTC).
+        memories: How many memories the agent had then.
+    """
+
+    agent: str
+    name: str
+    version: int
+    created_at: datetime | None
+    memories: int
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackReport:
+    """What a rollback did: the checkpoint, and the agent's memory count now."""
+
+    checkpoint: Checkpoint
+    memories: int
+    removed: int
+    version: int
+
+
+def _agent_key(agent: str) -> str:
+    return hashlib.sha256(agent.encode()).hexdigest()[:16]
+
+
+def _escape(name: str) -> str:
+    return "".join(_ESCAPES.get(c, c) for c in name)
+
+
+def _unescape(text: str) -> str:
+    return _ESCAPED.sub(lambda m: _UNESCAPES.get(m.group(1), m.group(0)), text)
+
+
+def _tag(agent: str, name: str) -> str:
+    escaped = _escape(name)
+    if len(escaped) > _MAX_ESCAPED:
+        raise ValidationError(
+            f"checkpoint name {name!r} is too long once escaped for a LanceDB tag "
+            f"({len(escaped)} > {_MAX_ESCAPED} characters); use a shorter name"
+        )
+    return f"{_PREFIX}{_agent_key(agent)}.{escaped}"
+
+
+def _tags(engine: Any, agent: str) -> dict[str, int]:
+    """The agent's checkpoint names and their versions."""
+    prefix = f"{_PREFIX}{_agent_key(agent)}."
+    found = engine.table.table.tags.list()
+    return {
+        _unescape(tag[len(prefix) :]): int(meta["version"])
+        for tag, meta in found.items()
+        if tag.startswith(prefix)
+    }
+
+
+def _at_version(engine: Any, version: int) -> Any:
+    """A second handle on the table, checked out at ``version`` (the engine's stays latest)."""
+    table = engine.table.table
+    handle = lancedb.connect(str(Path(table.uri).parent)).open_table(table.name)
+    handle.checkout(version)
+    return handle
+
+
+def _times(engine: Any) -> dict[int, datetime]:
+    # LanceDB reports commit times as naive UTC.
+    return {
+        int(v["version"]): v["timestamp"].replace(tzinfo=UTC)
+        for v in engine.table.versions()
+        if isinstance(v.get("timestamp"), datetime)
+    }
+
+
+def _names(agent: object, name: object | None = None) -> None:
+    check_name(agent, what="agent")
+    if name is not None:
+        check_name(name, what="checkpoint")
+
+
+def create_checkpoint(
+    engine: Any, *, agent: str, name: str, keep: int = DEFAULT_KEEP
+) -> Checkpoint:
+    """Name the current state of an agent's memory.
+
+    Args:
+        engine: The :class:`~engramdb.MemoryEngine`.
+        agent: Whose memory (an agent with no memories can be checkpointed too:
+            rolling back to it empties the agent).
+        name: A name unique among the agent's checkpoints.
+        keep: Checkpoints to keep for this agent; the oldest beyond it are deleted.
+
+    Raises:
+        ValidationError: a bad name, or one the agent already has.
+    """
+    _names(agent, name)
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ValidationError(f"keep {keep!r} must be a positive int")
+    tag = _tag(agent, name)
+    with engine.mutex:
+        engine.check_writable()
+        engine.flush()  # buffered access counts are part of the state
+        existing = _tags(engine, agent)
+        if name in existing:
+            raise ValidationError(
+                f"agent {agent!r} already has a checkpoint {name!r} (version "
+                f"{existing[name]}); delete it first or use another name"
+            )
+        version = engine.table.version
+        engine.table.table.tags.create(tag, version)
+        existing[name] = version
+        ordered = sorted(existing.items(), key=lambda kv: (kv[1], kv[0]))
+        for old, _ in ordered[: max(len(ordered) - keep, 0)]:
+            engine.table.table.tags.delete(_tag(agent, old))
+        memories = engine.table.count(f"agent = '{agent}'")
+    return Checkpoint(agent, name, version, _times(engine).get(version), memories)
+
+
+def list_checkpoints(engine: Any, *, agent: str) -> list[Checkpoint]:
+    """The agent's checkpoints, oldest first."""
+    _names(agent)
+    with engine.mutex:
+        if engine.read_only:
+            engine.table.refresh()
+        tags = _tags(engine, agent)
+        times = _times(engine)
+        out = []
+        for name, version in sorted(tags.items(), key=lambda kv: (kv[1], kv[0])):
+            count = _at_version(engine, version).count_rows(f"agent = '{agent}'")
+            out.append(Checkpoint(agent, name, version, times.get(version), int(count)))
+    return out
+
+
+def _find(engine: Any, agent: str, name: str) -> int:
+    tags = _tags(engine, agent)
+    if name not in tags:
+        have = ", ".join(sorted(tags)) or "none"
+        raise NotFoundError(
+            f"agent {agent!r} has no checkpoint {name!r} (it has: {have}); list them with "
+            "engine.checkpoints(agent=...)"
+        )
+    return tags[name]
+
+
+def rollback_checkpoint(engine: Any, *, agent: str, name: str) -> RollbackReport:
+    """Make the agent's memory what it was at the checkpoint, in one commit.
+
+    Other agents are untouched; the checkpoint stays (roll back to it again at will).
+
+    Raises:
+        NotFoundError: the agent has no checkpoint by that name.
+    """
+    _names(agent, name)
+    with engine.mutex:
+        engine.check_writable()
+        engine.flush()
+        version = _find(engine, agent, name)
+        where = f"agent = '{agent}'"
+        old = _at_version(engine, version).search().where(where).limit(None).to_arrow()
+        before = engine.table.count(where)
+        rows = _conform_to(old, engine.table.table.schema)
+        replace_agent_rows(engine.table, agent, rows)
+        engine.invalidate(agent)
+        report = RollbackReport(
+            checkpoint=Checkpoint(agent, name, version, _times(engine).get(version), rows.num_rows),
+            memories=rows.num_rows,
+            removed=max(before - rows.num_rows, 0),
+            version=engine.table.version,
+        )
+    return report
+
+
+def delete_checkpoint(engine: Any, *, agent: str, name: str) -> None:
+    """Delete a checkpoint; the version it held is freed at a later compaction.
+
+    Raises:
+        NotFoundError: the agent has no checkpoint by that name.
+    """
+    _names(agent, name)
+    with engine.mutex:
+        engine.check_writable()
+        _find(engine, agent, name)
+        engine.table.table.tags.delete(_tag(agent, name))
+
+
+def _conform_to(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Rows read at an old version, in the current table's schema."""
+    if rows.schema.equals(schema):
+        return rows
+    missing = [f.name for f in schema if f.name not in rows.column_names]
+    if missing:
+        raise ValidationError(
+            f"the checkpoint's rows lack column(s) {missing} of the current store; it was "
+            "taken before a format change and cannot be rolled back to"
+        )
+    return pa.Table.from_arrays([rows.column(f.name).cast(f.type) for f in schema], schema=schema)
+
+
+def replace_agent_rows(table: Any, agent: str, rows: pa.Table) -> None:
+    """Make ``rows`` (in the table's schema) the agent's whole memory, in one commit.
+
+    What :meth:`MemoryTable.replace_agent` does, from Arrow rows rather than
+    :class:`Memory` values: a 100k-memory restore skips two conversions of every row.
+    """
+    (
+        table.table.merge_insert("id")
+        .when_matched_update_all()
+        .when_not_matched_insert_all()
+        .when_not_matched_by_source_delete(f"agent = '{agent}'")
+        .execute(rows)
+    )
