@@ -1,0 +1,337 @@
+"""Hierarchy benchmark: Poincaré reconstruction and hyperbolic k-NN recall.
+
+Usage::
+
+    python benchmarks/hierarchy.py CLOSURE.csv [--dims 2 5 10] [--epochs N]
+        [--threads 2] [--out benchmarks/results] [--recall-sizes 10000 100000]
+        [--recall-dim 16] [--queries 1000] [--seed 0] [--skip-recall]
+
+``CLOSURE.csv`` is a transitive closure with columns ``id1,id2,weight`` where
+``id1`` is the hyponym (for example WordNet's mammal closure of Nickel & Kiela).
+
+Part 1 trains :func:`~engramdb.hyperbolic.fit_poincare` and its Euclidean twin at
+each dimension with the library defaults and reports the reconstruction mean
+rank and MAP (:func:`~engramdb.hyperbolic.reconstruction_metrics`) and the
+training time.
+
+Part 2 builds seeded synthetic hierarchies (a random recursive tree; each child
+steps 0.2-0.5 further from the origin than its parent, in a direction jittered
+from its parent's, so points sit at distances 0-~10 from the origin clustered by
+branch, the deepest ~1e-4 from the boundary) and measures :class:`PoincareHNSWIndex` against exact
+search (:class:`PoincareFlatIndex`): recall@10 and single-query latency (p50,
+p95, p99; warm-up excluded). The peer is FAISS ``IndexHNSWFlat`` (M=32, inner
+product) on the normalised tangent vectors of the same points, with efSearch the
+smallest of 16, 32, ..., 512 whose recall@10 against exact inner-product search
+reaches 0.99, so the two are compared at equal recall; the latency ratio is
+p95(Poincaré HNSW) / p95(Euclidean HNSW). The ``mips`` method (augmented
+hyperboloid vectors) is measured at the smallest size for comparison.
+
+Each run writes one JSON record and one Markdown table to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from engramdb.hyperbolic import expmap0, fit_euclidean, fit_poincare, reconstruction_metrics
+from engramdb.hyperbolic.index import PoincareFlatIndex, PoincareHNSWIndex
+
+K = 10
+WARMUP_QUERIES = 50
+EUCLIDEAN_EF_LADDER = (16, 32, 64, 128, 256, 512)
+
+
+def read_closure(path: Path) -> list[tuple[str, str]]:
+    """``(id1, id2)`` pairs of a closure CSV with an ``id1,id2[,weight]`` header."""
+    with path.open(newline="") as fh:
+        return [(row["id1"], row["id2"]) for row in csv.DictReader(fh)]
+
+
+def synthetic_hierarchy(n: int, dim: int, seed: int) -> NDArray[np.float64]:
+    """``n`` ball points of a random hierarchy (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    parent = np.zeros(n, dtype=np.int64)
+    parent[1:] = (rng.random(n - 1) * np.arange(1, n)).astype(np.int64)
+    radius = np.zeros(n)
+    direction = np.zeros((n, dim))
+    direction[0] = rng.normal(size=dim)
+    steps = rng.uniform(0.2, 0.5, size=n)
+    noise = rng.normal(size=(n, dim)) * 0.5 / np.sqrt(dim)
+    for i in range(1, n):  # parents precede children, so one pass suffices
+        p = parent[i]
+        radius[i] = radius[p] + steps[i]
+        d = direction[p] + noise[i] / (1.0 + 0.3 * radius[p]) if p else rng.normal(size=dim)
+        direction[i] = d / np.linalg.norm(d)
+    # expmap0 of v lands at distance 2|v| from the origin.
+    return np.asarray(expmap0(direction * (radius / 2.0)[:, None], c=1.0))
+
+
+def percentiles(samples: Sequence[float]) -> dict[str, float]:
+    arr = np.asarray(samples) * 1e3
+    return {f"p{q}_ms": float(np.percentile(arr, q)) for q in (50, 95, 99)}
+
+
+def time_queries(search: Callable[[NDArray[Any]], object], queries: NDArray[Any]) -> list[float]:
+    for q in queries[:WARMUP_QUERIES]:
+        search(q[None, :])
+    out = []
+    for q in queries:
+        t0 = time.perf_counter()
+        search(q[None, :])
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def recall_at_k(found: NDArray[np.int64], truth: NDArray[np.int64]) -> float:
+    hits = sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(found, truth, strict=True))
+    return hits / truth.size
+
+
+def euclidean_peer(
+    data: NDArray[np.float64], queries: NDArray[np.float64]
+) -> dict[str, float | int]:
+    """IndexHNSWFlat (M=32, inner product) at the smallest efSearch with recall >= 0.99."""
+
+    def unit(v: NDArray[np.float64]) -> NDArray[np.float32]:
+        norms = np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(v / norms, dtype=np.float32)
+
+    x, q = unit(data), unit(queries)
+    exact = faiss.IndexFlatIP(x.shape[1])
+    exact.add(x)
+    _, truth = exact.search(q, K)
+    index = faiss.IndexHNSWFlat(x.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 100
+    t0 = time.perf_counter()
+    index.add(x)
+    build = time.perf_counter() - t0
+    rec = 0.0
+    for ef in EUCLIDEAN_EF_LADDER:
+        index.hnsw.efSearch = ef
+        rec = recall_at_k(index.search(q, K)[1], truth)
+        if rec >= 0.99:
+            break
+    lat = time_queries(lambda v: index.search(v, K), q)
+    t0 = time.perf_counter()
+    index.search(q, K)
+    batch_ms = (time.perf_counter() - t0) / len(q) * 1e3
+    return {
+        "ef_search": ef,
+        "recall_at_10": rec,
+        "build_s": build,
+        "batch_ms_per_query": batch_ms,
+        **percentiles(lat),
+    }
+
+
+def recall_benchmark(n: int, dim: int, n_queries: int, seed: int, mips: bool) -> dict[str, Any]:
+    points = synthetic_hierarchy(n + n_queries, dim, seed)
+    rng = np.random.default_rng(seed + 1)
+    order = rng.permutation(n + n_queries)
+    data, queries = points[order[:n]], points[order[n:]]
+    ids = np.arange(n, dtype=np.int64)
+    flat = PoincareFlatIndex(dim)
+    flat.add(ids, data)
+    t0 = time.perf_counter()
+    truth = flat.search(queries, K).ids
+    exact_s = time.perf_counter() - t0
+    out: dict[str, Any] = {
+        "n": n,
+        "dim": dim,
+        "queries": n_queries,
+        "max_norm": float(np.linalg.norm(data, axis=1).max()),
+        "exact_batch_ms_per_query": exact_s / n_queries * 1e3,
+    }
+    for method in ("conformal", "mips") if mips else ("conformal",):
+        index = PoincareHNSWIndex(dim, method=method)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        index.add(ids, data)
+        build = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rec = recall_at_k(index.search(queries, K).ids, truth)
+        batch_ms = (time.perf_counter() - t0) / n_queries * 1e3
+        lat = time_queries(lambda v, ix=index: ix.search(v, K), queries)
+        out[f"poincare_hnsw_{method}"] = {
+            "recall_at_10": rec,
+            "build_s": build,
+            "ef_search": index.ef_search,
+            "candidates": index.candidates or max(4 * K, 40),
+            "batch_ms_per_query": batch_ms,
+            **percentiles(lat),
+        }
+    # The peer indexes the same hierarchy, as directions in the tangent space.
+    peer = euclidean_peer(data, queries)
+    out["euclidean_hnsw"] = peer
+    ours = out["poincare_hnsw_conformal"]
+    out["p95_ratio"] = ours["p95_ms"] / peer["p95_ms"]
+    out["p50_ratio"] = ours["p50_ms"] / peer["p50_ms"]
+    out["batch_ratio"] = ours["batch_ms_per_query"] / peer["batch_ms_per_query"]
+    return out
+
+
+def reconstruction_benchmark(
+    edges: list[tuple[str, str]], dims: Sequence[int], epochs: int | None, seed: int
+) -> list[dict[str, Any]]:
+    rows = []
+    for dim in dims:
+        for geometry, fit in (("poincare", fit_poincare), ("euclidean", fit_euclidean)):
+            t0 = time.perf_counter()
+            emb = fit(edges, dim, epochs=epochs, seed=seed)
+            train_s = time.perf_counter() - t0
+            mean_rank, mean_ap = reconstruction_metrics(edges, emb, distance=geometry)  # type: ignore[arg-type]
+            rows.append(
+                {
+                    "geometry": geometry,
+                    "dim": dim,
+                    "mean_rank": mean_rank,
+                    "map": mean_ap,
+                    "train_s": train_s,
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def markdown(record: dict[str, Any]) -> str:
+    lines = [
+        f"# Hierarchy benchmark ({record['timestamp']})",
+        "",
+        f"closure `{record['params']['closure']}`: {record['closure']['nodes']} nodes, "
+        f"{record['closure']['edges']} edges; threads {record['threads']}, "
+        f"CPUs {record['cpu_count']}, git {record['git_sha']}",
+        "",
+        "| geometry | dim | mean rank | MAP | train s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines.extend(
+        f"| {row['geometry']} | {row['dim']} | {row['mean_rank']:.3f} | "
+        f"{row['map']:.4f} | {row['train_s']:.1f} |"
+        for row in record["reconstruction"]
+    )
+    if record["recall"]:
+        lines += [
+            "",
+            "| n | dim | index | recall@10 | p50 ms | p95 ms | p99 ms | batch ms/q | build s |",
+            "|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for res in record["recall"]:
+            for key, label in (
+                ("poincare_hnsw_conformal", "Poincaré HNSW (conformal)"),
+                ("poincare_hnsw_mips", "Poincaré HNSW (mips)"),
+                ("euclidean_hnsw", "Euclidean HNSW, ef={ef}"),
+            ):
+                if key not in res:
+                    continue
+                r = res[key]
+                lines.append(
+                    f"| {res['n']} | {res['dim']} | {label.format(ef=r.get('ef_search'))} | "
+                    f"{r['recall_at_10']:.4f} | {r['p50_ms']:.3f} | {r['p95_ms']:.3f} | "
+                    f"{r['p99_ms']:.3f} | {r['batch_ms_per_query']:.3f} | {r['build_s']:.1f} |"
+                )
+            lines.append(
+                f"| {res['n']} | | ratio Poincaré/Euclidean (p50, p95, batch) | | "
+                f"{res['p50_ratio']:.1f} | {res['p95_ratio']:.1f} | | {res['batch_ratio']:.1f} | |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("closure", type=Path, help="closure CSV with id1,id2[,weight]")
+    parser.add_argument("--dims", type=int, nargs="*", default=[2, 5, 10])
+    parser.add_argument("--epochs", type=int, default=None, help="default: the library's")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--recall-sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--recall-dim", type=int, default=16)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-recall", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark; returns the record it wrote."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+    edges = read_closure(args.closure)
+    record: dict[str, Any] = {
+        "benchmark": "hierarchy",
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git_sha": git_sha(),
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "torch": torch.__version__,
+            "faiss": faiss.__version__,
+            "geoopt": __import__("geoopt").__version__,
+        },
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "threads": args.threads,
+        "params": {
+            "closure": str(args.closure),
+            "dims": args.dims,
+            "epochs": args.epochs,
+            "seed": args.seed,
+            "recall_sizes": [] if args.skip_recall else args.recall_sizes,
+            "recall_dim": args.recall_dim,
+            "queries": args.queries,
+            "k": K,
+            "warmup_queries": WARMUP_QUERIES,
+        },
+        "closure": {
+            "edges": len(edges),
+            "nodes": len({n for e in edges for n in e}),
+        },
+    }
+    record["reconstruction"] = reconstruction_benchmark(edges, args.dims, args.epochs, args.seed)
+    record["recall"] = []
+    if not args.skip_recall:
+        smallest = min(args.recall_sizes)
+        for n in args.recall_sizes:
+            res = recall_benchmark(n, args.recall_dim, args.queries, args.seed, n == smallest)
+            print(json.dumps(res), flush=True)
+            record["recall"].append(res)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = record["timestamp"].replace(":", "").replace("+0000", "Z")
+    (args.out / f"hierarchy-{stamp}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (args.out / f"hierarchy-{stamp}.md").write_text(markdown(record))
+    print(markdown(record))
+    return record
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

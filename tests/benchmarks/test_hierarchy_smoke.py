@@ -1,0 +1,74 @@
+"""The hierarchy benchmark runs end to end at a tiny size."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "hierarchy.py"
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_hierarchy", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def closure_csv(tmp_path: Path) -> Path:
+    rows = ["id1,id2,weight"]
+    for a in range(3):
+        rows.append(f"n{a},root,1")
+        for b in range(3):
+            rows += [f"n{a}_{b},n{a},1", f"n{a}_{b},root,1"]
+    path = tmp_path / "closure.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_hierarchy_benchmark_smoke(closure_csv: Path, tmp_path: Path) -> None:
+    bench = load_script()
+    out = tmp_path / "results"
+    record = bench.main(
+        [
+            str(closure_csv),
+            "--dims", "2",
+            "--epochs", "2",
+            "--threads", "1",
+            "--out", str(out),
+            "--recall-sizes", "2500",
+            "--recall-dim", "4",
+            "--queries", "60",
+        ]
+    )  # fmt: skip
+    files = sorted(p.suffix for p in out.iterdir())
+    assert files == [".json", ".md"]
+    saved = json.loads(next(out.glob("*.json")).read_text())
+    assert saved == json.loads(json.dumps(record))
+    for key in (
+        "git_sha",
+        "versions",
+        "cpu_count",
+        "threads",
+        "params",
+        "reconstruction",
+        "recall",
+    ):
+        assert key in saved
+    assert {r["geometry"] for r in saved["reconstruction"]} == {"poincare", "euclidean"}
+    for row in saved["reconstruction"]:
+        assert {"dim", "mean_rank", "map", "train_s"} <= set(row)
+    (res,) = saved["recall"]
+    assert res["n"] == 2500
+    assert 0.0 <= res["poincare_hnsw_conformal"]["recall_at_10"] <= 1.0
+    assert {"p50_ms", "p95_ms", "p99_ms"} <= set(res["euclidean_hnsw"])
+    assert res["p95_ratio"] > 0
+    assert "| poincare | 2 |" in next(out.glob("*.md")).read_text()
