@@ -1,0 +1,150 @@
+"""Ingest throughput with the bundled model: engramdb ``add_many`` against the model alone.
+
+Usage:
+    python benchmarks/ingest.py [--texts 1000] [--repeats 3] [--batch 500]
+                                [--locomo PATH] [--out DIR]
+    python benchmarks/ingest.py --texts 50 --repeats 1 --out /tmp/r       # smoke
+
+The same texts (seeded generated sentences, or the turns of a LoCoMo file) are
+embedded three ways, in alternating order on every repeat so that drift on a shared
+machine hits all three alike:
+
+- ``model``: sentence-transformers ``encode`` on the bundled all-MiniLM-L6-v2 (batch
+  64, normalized): the floor.
+- ``embedder``: engramdb's ``SentenceTransformerEmbedder.embed`` (adds the long-text
+  windowing check).
+- ``add_many``: ``MemoryEngine.add_many(texts, agent=...)`` in batches of ``--batch``
+  into a fresh store: validation, embedding, chunk counts, the LanceDB write and the
+  in-memory index, which is what a user pays.
+
+Reported: texts/s of each (median over repeats) and the ratios ``add_many / model``
+and ``embedder / model`` (1.0 = no overhead). Torch threads: 2 (engramdb's choice).
+The model is loaded and warmed up before timing, on other texts, in every path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    RESULTS_DIR,
+    BundledModel,
+    generated_sentences,
+    markdown_table,
+    set_offline_env,
+    write_record,
+)
+
+TORCH_THREADS = 2
+WARMUP = [f"Warm-up sentence number {i} about nothing in particular." for i in range(64)]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--texts", type=int, default=1000, help="generated sentences to embed")
+    p.add_argument("--locomo", type=Path, help="use the turns of this LoCoMo file instead")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch", type=int, default=500, help="texts per add_many call")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=RESULTS_DIR)
+    return p.parse_args(argv)
+
+
+def load_texts(args: argparse.Namespace) -> list[str]:
+    if args.locomo:
+        from locomo import load_locomo
+
+        return [t.text for c in load_locomo(args.locomo) for t in c.turns]
+    return generated_sentences(args.texts, seed=args.seed)
+
+
+def run(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
+    from engramdb import MemoryEngine
+    from engramdb.config import Settings
+    from engramdb.embeddings import SentenceTransformerEmbedder
+
+    model = BundledModel(threads=TORCH_THREADS)
+    model.embed(WARMUP)
+    embedder = SentenceTransformerEmbedder(threads=TORCH_THREADS)
+    embedder.embed(WARMUP)
+
+    def via_model() -> None:
+        model.embed(texts)
+
+    def via_embedder() -> None:
+        embedder.embed(texts)
+
+    seconds: dict[str, list[float]] = {"model": [], "embedder": [], "add_many": []}
+    with tempfile.TemporaryDirectory(prefix="engramdb-ingest-") as tmp:
+        for r in range(args.repeats):
+            # A fresh store each time: its embedding cache is empty, as for new memories.
+            engine = MemoryEngine.open(Path(tmp) / f"store-{r}", settings=Settings())
+            engine.add_many(WARMUP, agent="warmup")  # loads the model, untimed
+
+            def via_add_many(engine: Any = engine) -> None:
+                for s in range(0, len(texts), args.batch):
+                    engine.add_many(texts[s : s + args.batch], agent="bench")
+
+            order = [("model", via_model), ("embedder", via_embedder), ("add_many", via_add_many)]
+            shift = r % len(order)
+            for name, fn in order[shift:] + order[:shift]:
+                t0 = time.perf_counter()
+                fn()
+                seconds[name].append(time.perf_counter() - t0)
+            if engine.count(agent="bench") != len(texts):
+                raise RuntimeError("add_many stored a different number of memories")
+            engine.close()
+    n = len(texts)
+    rates = {name: n / float(np.median(vals)) for name, vals in seconds.items()}
+    return {
+        "texts": n,
+        "seconds": seconds,
+        "texts_per_s": rates,
+        "ratio_add_many_vs_model": rates["add_many"] / rates["model"],
+        "ratio_embedder_vs_model": rates["embedder"] / rates["model"],
+        "mean_chars": float(np.mean([len(t) for t in texts])),
+    }
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
+    set_offline_env()
+    texts = load_texts(args)
+    t0 = time.perf_counter()
+    figures = run(args, texts)
+    rates = figures["texts_per_s"]
+    table = markdown_table(
+        ["path", "texts/s (median)", "ratio to model"],
+        [[name, rate, rate / rates["model"]] for name, rate in rates.items()],
+    )
+    params = {
+        "texts": len(texts),
+        "source": str(args.locomo) if args.locomo else f"generated:{args.texts}",
+        "repeats": args.repeats,
+        "batch": args.batch,
+        "model": "all-MiniLM-L6-v2 (bundled), batch 64, normalized",
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    path = write_record(
+        "ingest",
+        params=params,
+        threads={"torch_threads": TORCH_THREADS},
+        figures=figures,
+        table=table,
+        out_dir=args.out,
+    )
+    print(path)
+    return path
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,648 @@
+"""Recall latency, throughput, recall@10 and memory: engramdb's indexes beside the peers.
+
+Usage:
+    python benchmarks/latency.py                       # default: 1k, 10k, 100k + real text
+    python benchmarks/latency.py --sizes 1k,10k --systems engramdb-flat,faiss-flat
+    python benchmarks/latency.py --million             # adds 1M (long; Chroma takes hours)
+    python benchmarks/latency.py --locomo ../shared/data/locomo/locomo-dev.json
+    python benchmarks/latency.py --sizes 500 --queries 20 --no-real --out /tmp/r   # smoke
+
+For each data set (seeded synthetic vectors at each size, and a real-text set
+embedded once with the bundled all-MiniLM-L6-v2 and cached under
+``benchmarks/cache/``) and each system (engramdb with index flat, hnsw, ivf and
+lance; raw FAISS with the same parameters; raw LanceDB brute force and IVF-PQ;
+Chroma's embedded ``PersistentClient``), it measures:
+
+- ingest: vectors in (bring-your-own-vector ``add_many`` for engramdb) until the
+  first query can be answered. engramdb builds its in-memory index from the store
+  on first recall, so its figure is ``add_many`` plus open and first recall.
+- cold open: a fresh process opens the artefact and answers one query (import time
+  reported apart); the OS page cache is warm, the process is not.
+- latency p50/p95/p99 of single queries by vector (engramdb: the default
+  ``record_access=True`` path and ``record_access=False``), and by text, which
+  includes embedding the query with the bundled model (every text distinct, so
+  engramdb's embedding cache never hits).
+- batch throughput in queries/s (FAISS and Chroma search a matrix; engramdb has
+  no batch recall, so a loop of recall; LanceDB a loop).
+- recall@10 against exact inner-product search, and resident memory per stored
+  vector (RSS after the first query minus RSS before opening).
+
+Every system runs in its own process, one after another, on the same vectors and
+queries. Query threads: 1, for FAISS and for torch when a query is embedded (engramdb
+is given its bundled embedder with 1 thread: its default of 2 makes single-query
+latency erratic on a busy machine, see the README); index builds: 2. Figures go to
+``benchmarks/results/latency-*.json|md|png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    CACHE_DIR,
+    DIM,
+    RESULTS_DIR,
+    cached_embeddings,
+    cached_synthetic,
+    exact_topk,
+    generated_questions,
+    generated_sentences,
+    markdown_table,
+    parse_size,
+    percentiles,
+    recall_at_k,
+    set_offline_env,
+    timed,
+    write_record,
+)
+from systems import (
+    APPROXIMATE,
+    FLOOR,
+    VARIANTS,
+    builder_of,
+)
+
+QUERY_THREADS = 1
+THREADS = {"query_threads": QUERY_THREADS, "build_threads": 2, "torch_threads": QUERY_THREADS}
+WORKER_TIMEOUT = 3 * 3600
+TEXT_DEFAULT = ("engramdb-flat", "engramdb-hnsw", "faiss-flat", "faiss-hnsw")
+"""Timed by text by default: engramdb's automatic choices (flat below 20k memories,
+HNSW above) and their floors. Text latency is embedding plus search, so the other
+systems add little but a model load each; ``--text-systems all`` times them too."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--sizes", default="1k,10k,100k", help="comma-separated sizes (1k, 10k, 1M)")
+    p.add_argument("--million", action="store_true", help="add the 1M size")
+    p.add_argument("--systems", default=",".join(VARIANTS), help="comma-separated variants")
+    p.add_argument("--queries", type=int, default=200, help="distinct vector queries")
+    p.add_argument("--repeats", type=int, default=3, help="passes over the vector queries")
+    p.add_argument("--text-queries", type=int, default=100, help="distinct text queries")
+    p.add_argument(
+        "--text-systems",
+        default=",".join(TEXT_DEFAULT),
+        help="variants timed by text ('all' for every one)",
+    )
+    p.add_argument("--warmup", type=int, default=10, help="untimed queries before timing")
+    p.add_argument("--max-seconds", type=float, default=10.0, help="stop timing past this")
+    p.add_argument("--batch", type=int, default=1000, help="memories per add_many call")
+    p.add_argument("--real-size", type=int, default=3000, help="generated sentences (no --locomo)")
+    p.add_argument("--locomo", type=Path, help="LoCoMo file: its turns are the real-text set")
+    p.add_argument("--no-real", action="store_true", help="skip the real-text set")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory")
+    p.add_argument("--cache", type=Path, default=CACHE_DIR, help="vector/embedding cache")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.size_list = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    if args.million and 1_000_000 not in args.size_list:
+        args.size_list.append(1_000_000)
+    args.variants = [v.strip() for v in args.systems.split(",") if v.strip()]
+    args.text_variants = (
+        args.variants
+        if args.text_systems == "all"
+        else [v.strip() for v in args.text_systems.split(",") if v.strip()]
+    )
+    unknown = sorted((set(args.variants) | set(args.text_variants)) - set(VARIANTS))
+    if unknown:
+        p.error(f"unknown systems {unknown}; choose from {', '.join(VARIANTS)}")
+    return args
+
+
+# -- data sets ------------------------------------------------------------------------------
+
+
+def real_text(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(memories, questions) of the real-text set: LoCoMo turns, or generated sentences."""
+    if args.locomo:
+        from locomo import load_locomo
+
+        convs = load_locomo(args.locomo)
+        texts = list(dict.fromkeys(t.text for c in convs for t in c.turns))
+        questions = list(dict.fromkeys(q.question for c in convs for q in c.questions))
+        return texts, questions
+    return generated_sentences(args.real_size, seed=args.seed), generated_questions(
+        args.queries + args.text_queries + 2 * args.warmup, seed=args.seed + 1
+    )
+
+
+def prepare(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """Write each data set's vectors, queries and ground truth to ``work``."""
+    n_vec = args.queries + args.warmup
+    n_text = args.text_queries + args.warmup
+    questions = generated_questions(n_text, seed=args.seed + 2)
+    sets = []
+    for n in args.size_list:
+        base = cached_synthetic(n, seed=args.seed, stream=0, cache_dir=args.cache)
+        queries = np.array(cached_synthetic(n_vec, seed=args.seed, stream=1, cache_dir=args.cache))
+        texts = [f"synthetic memory {i}" for i in range(n)]
+        sets.append(_write_set(work, f"synthetic-{n}", base, texts, queries, questions, n))
+    if not args.no_real:
+        texts, qs = real_text(args)
+        base = cached_embeddings(texts, cache_dir=args.cache)
+        vec_q, text_q = qs[:n_vec], qs[n_vec : n_vec + n_text]
+        if len(text_q) < n_text:  # few questions: time text queries on generated ones
+            text_q = questions
+        queries = cached_embeddings(vec_q, cache_dir=args.cache)
+        name = "locomo" if args.locomo else "generated"
+        sets.append(_write_set(work, f"text-{name}", base, texts, queries, text_q, len(texts)))
+    return sets
+
+
+def _write_set(
+    work: Path,
+    name: str,
+    base: np.ndarray,
+    texts: list[str],
+    queries: np.ndarray,
+    text_queries: list[str],
+    n: int,
+) -> dict[str, Any]:
+    d = work / name
+    d.mkdir(parents=True, exist_ok=True)
+    np.save(d / "base.npy", np.asarray(base, dtype=np.float32))
+    np.save(d / "queries.npy", queries.astype(np.float32))
+    np.save(d / "truth.npy", exact_topk(base, queries, 10))
+    (d / "texts.json").write_text(json.dumps(texts))
+    (d / "text_queries.json").write_text(json.dumps(text_queries))
+    return {"name": name, "n": n, "dir": str(d)}
+
+
+# -- workers --------------------------------------------------------------------------------
+
+
+def run_worker(spec: dict[str, Any], work: Path) -> dict[str, Any]:
+    """Run one ingest or query job in a fresh process; return its figures."""
+    spec_path = work / f"spec-{spec['role']}-{spec['name']}.json"
+    out_path = spec_path.with_suffix(".out.json")
+    spec["result"] = str(out_path)
+    spec_path.write_text(json.dumps(spec))
+    env = dict(os.environ, OMP_NUM_THREADS=str(QUERY_THREADS), ANONYMIZED_TELEMETRY="False")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=WORKER_TIMEOUT,
+        check=False,
+    )
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0 or not out_path.exists():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return {"error": f"exit {proc.returncode}: " + " | ".join(tail), "wall_s": wall}
+    result: dict[str, Any] = json.loads(out_path.read_text())
+    result["wall_s"] = wall
+    return result
+
+
+def worker_main(spec_path: Path) -> None:
+    t_start = time.perf_counter()
+    spec = json.loads(spec_path.read_text())
+    set_offline_env(QUERY_THREADS)
+    import faiss
+
+    faiss.omp_set_num_threads(QUERY_THREADS)
+    import systems
+
+    d = Path(spec["dir"])
+    base = np.load(d / "base.npy", mmap_mode="r")
+    texts = json.loads((d / "texts.json").read_text())
+    if spec["role"] == "ingest":
+        # All builders of a data set in one process, one after another.
+        result = {}
+        for builder in spec["builders"]:
+            try:
+                result[builder] = systems.build(
+                    builder, base, texts, d / builder, batch=spec["batch"]
+                )
+            except Exception as exc:  # a failing peer must not sink the others' figures
+                result[builder] = {"error": f"{type(exc).__name__}: {exc}"}
+    else:
+        result = query_worker(spec, d, base, t_start)
+    Path(spec["result"]).write_text(json.dumps(result, default=str))
+
+
+def query_worker(spec: dict[str, Any], d: Path, base: np.ndarray, t_start: float) -> dict[str, Any]:
+    import gc
+
+    import systems
+    from common import BundledModel, rss_bytes
+
+    variant = spec["name"]
+    queries = np.load(d / "queries.npy")
+    truth = np.load(d / "truth.npy")
+    text_queries = json.loads((d / "text_queries.json").read_text())
+    warm, nq = spec["warmup"], len(queries) - spec["warmup"]
+    artefact = d / systems.builder_of(variant)
+    if variant.startswith("engramdb-"):
+        artefact = systems.copy_artefact(artefact, d / f"copy-{variant}")
+    model: list[Any] = []
+
+    def embed(text: str) -> np.ndarray:
+        if not model:
+            model.append(BundledModel(threads=QUERY_THREADS))
+        return model[0].embed([text])[0]
+
+    systems.import_modules(variant)
+    import_s = time.perf_counter() - t_start
+    gc.collect()
+    rss0 = rss_bytes()
+    # engramdb: every query before the default-path pass uses record_access=False, so
+    # recall@10 measures the index on a clean state; access counts recorded by the
+    # default path change later rankings (the score rewards use), measured apart.
+    t0 = time.perf_counter()
+    system = systems.open_variant(variant, artefact, embed=embed)
+    t_open = time.perf_counter() - t0
+    quiet = system.quiet_search or system.search
+    first = quiet(queries[0])
+    t_cold = time.perf_counter() - t0
+    gc.collect()
+    rss1 = rss_bytes()
+    out: dict[str, Any] = {
+        "import_s": import_s,
+        "open_s": t_open,
+        "cold_first_query_s": t_cold,
+        "first_query_hits": len(first),
+        "rss_delta_bytes": rss1 - rss0,
+        "bytes_per_memory": (rss1 - rss0) / spec["n"],
+    }
+    timed_q = queries[warm:]
+    items = list(range(nq))
+    cap = spec["max_seconds"]
+
+    def recorded(fn: Any, found: dict[int, list[int]]) -> Any:
+        def call(i: int) -> None:
+            found[i] = fn(timed_q[i])
+
+        return call
+
+    for q in queries[1:warm]:
+        quiet(q)
+    found: dict[int, list[int]] = {}
+    samples = timed(recorded(quiet, found), items, repeats=spec["repeats"], max_seconds=cap)
+    out["recall_at_10"] = recall_of(found, truth[warm:])
+    if system.quiet_search is not None:
+        out["vector_no_access"] = percentiles(samples)
+        found = {}
+        samples = timed(
+            recorded(system.search, found),
+            items,
+            repeats=spec["repeats"],
+            max_seconds=cap,
+        )
+        out["recall_at_10_default_path"] = recall_of(found, truth[warm:])
+    out["vector"] = percentiles(samples)
+    if system.native_batch:
+        t0 = time.perf_counter()
+        system.search_batch(np.ascontiguousarray(timed_q))
+        out["batch_qps"] = nq / (time.perf_counter() - t0)
+    else:  # no batch API: a loop of single queries (time-capped like the passes above)
+        t0 = time.perf_counter()
+        done = len(timed(system.search, list(timed_q), max_seconds=cap / 3))
+        out["batch_qps"] = done / (time.perf_counter() - t0)
+    out["batch_native"] = system.native_batch
+    if spec["text_queries"] <= 0:
+        system.close()
+        return out
+    # Text: the first text query may load the model; it is timed apart, then the
+    # warm-up and the timed queries are all distinct texts.
+    t0 = time.perf_counter()
+    system.search_text(text_queries[0])
+    out["first_text_query_s"] = time.perf_counter() - t0
+    text_warm = text_queries[1:warm]
+    text_items = text_queries[warm : warm + spec["text_queries"]]
+    samples = timed(system.search_text, text_items, warmup=text_warm, max_seconds=cap)
+    out["text"] = percentiles(samples)
+    system.close()
+    return out
+
+
+def recall_of(found: dict[int, list[int]], truth: np.ndarray) -> float:
+    """recall@10 over the queries answered (a time cap may stop a pass early)."""
+    done = sorted(found)
+    return recall_at_k([found[i] for i in done], truth[done], 10)
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="engramdb-latency-") as tmp:
+        work = Path(tmp)
+        for ds in prepare(args, work):
+            builders = list(dict.fromkeys(builder_of(v) for v in args.variants))
+            print(f"[{ds['name']}] ingest {', '.join(builders)}", file=sys.stderr, flush=True)
+            spec = {"role": "ingest", "name": "all", "builders": builders}
+            done = run_worker({**spec, "dir": ds["dir"], "batch": args.batch}, work)
+            ingests: dict[str, Any] = {
+                b: done.get(b, {"error": done.get("error", "not built")}) for b in builders
+            }
+            ingest_wall = done.get("wall_s")
+            rows: dict[str, Any] = {}
+            for v in args.variants:
+                if "error" in ingests[builder_of(v)]:
+                    rows[v] = {"error": "ingest failed: " + ingests[builder_of(v)]["error"]}
+                    continue
+                if v == "lance-ivfpq" and "index_s" not in ingests["lance"]:
+                    rows[v] = {"skipped": "fewer than 256 vectors: PQ cannot train"}
+                    continue
+                print(f"[{ds['name']}] query {v}", file=sys.stderr, flush=True)
+                rows[v] = run_worker(
+                    {
+                        "role": "query",
+                        "name": v,
+                        "dir": ds["dir"],
+                        "n": ds["n"],
+                        "warmup": args.warmup,
+                        "repeats": args.repeats,
+                        "max_seconds": args.max_seconds,
+                        "text_queries": args.text_queries if v in args.text_variants else 0,
+                    },
+                    work,
+                )
+                rows[v]["ingest_rate"] = ingest_rate(v, ds["n"], ingests, rows[v])
+            results[ds["name"]] = {
+                "n": ds["n"],
+                "ingest": ingests,
+                "ingest_worker_s": ingest_wall,
+                "systems": rows,
+            }
+            add_ratios(results[ds["name"]])
+            # Drop the artefacts of this size before building the next.
+            for child in Path(ds["dir"]).iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+    return results
+
+
+def ingest_rate(variant: str, n: int, ingests: dict[str, Any], row: dict[str, Any]) -> float | None:
+    """Vectors per second from the first write until the first query can be answered."""
+    ing = ingests[builder_of(variant)]
+    if "error" in row or "skipped" in row or "error" in ing:
+        return None
+    if variant.startswith("engramdb-"):
+        seconds = ing["add_many_s"] + row["cold_first_query_s"]
+    elif variant.startswith("faiss-"):
+        seconds = ing["build_s"]
+    elif variant == "lance-flat":
+        seconds = ing["write_s"]
+    elif variant == "lance-ivfpq":
+        seconds = ing["write_s"] + ing.get("index_s", float("nan"))
+    else:
+        seconds = ing["add_s"] + ing["first_query_s"]
+    return n / seconds if seconds > 0 else None
+
+
+def add_ratios(ds: dict[str, Any]) -> None:
+    """engramdb's figures over its raw floor's and over Chroma's (1.0 = as fast)."""
+    rows = ds["systems"]
+    chroma = rows.get("chroma", {})
+
+    def ratio(a: dict[str, Any], b: dict[str, Any], *path: str) -> float | None:
+        try:
+            x, y = a, b
+            for key in path:
+                x, y = x[key], y[key]
+            return float(x) / float(y) if y else None
+        except (KeyError, TypeError):
+            return None
+
+    for v, floor in FLOOR.items():
+        row = rows.get(v)
+        if row is None or "error" in row or "skipped" in row:
+            continue
+        peer = rows.get(floor, {})
+        row["ratios"] = {
+            "floor": floor,
+            "vector_p50_vs_floor": ratio(row, peer, "vector", "p50"),
+            "vector_p95_vs_floor": ratio(row, peer, "vector", "p95"),
+            "text_p50_vs_floor": ratio(row, peer, "text", "p50"),
+            "text_p95_vs_floor": ratio(row, peer, "text", "p95"),
+            "ingest_rate_vs_floor": ratio(row, peer, "ingest_rate"),
+            "vector_p50_vs_chroma": ratio(row, chroma, "vector", "p50"),
+            "vector_p95_vs_chroma": ratio(row, chroma, "vector", "p95"),
+            "text_p50_vs_chroma": ratio(row, chroma, "text", "p50"),
+            "ingest_rate_vs_chroma": ratio(row, chroma, "ingest_rate"),
+        }
+
+
+# -- reports --------------------------------------------------------------------------------
+
+
+def _get(row: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(row, dict) or key not in row:
+            return None
+        row = row[key]
+    return row
+
+
+def tables(results: dict[str, Any]) -> str:
+    parts = []
+    for name, ds in results.items():
+        rows = []
+        for v, r in ds["systems"].items():
+            if "error" in r or "skipped" in r:
+                why = f"error: {r['error'][:80]}" if "error" in r else r["skipped"]
+                rows.append([v, why] + [None] * 14)
+                continue
+            mb = r["bytes_per_memory"]
+            rows.append(
+                [
+                    v,
+                    _get(r, "vector", "p50"),
+                    _get(r, "vector", "p95"),
+                    _get(r, "vector", "p99"),
+                    _get(r, "vector_no_access", "p50"),
+                    _get(r, "vector_no_access", "p99"),
+                    _get(r, "text", "p50"),
+                    _get(r, "text", "p95"),
+                    r.get("batch_qps"),
+                    r.get("recall_at_10"),
+                    r.get("ingest_rate"),
+                    r.get("cold_first_query_s"),
+                    r.get("import_s"),
+                    mb,
+                    _get(r, "ratios", "vector_p50_vs_floor"),
+                    _get(r, "ratios", "vector_p50_vs_chroma"),
+                ]
+            )
+        parts.append(
+            f"## {name} (n = {ds['n']:,}, dim {DIM})\n\n"
+            + markdown_table(
+                [
+                    "system",
+                    "vec p50 ms",
+                    "vec p95",
+                    "vec p99",
+                    "vec p50 no-access",
+                    "vec p99 no-access",
+                    "text p50 ms",
+                    "text p95",
+                    "batch q/s",
+                    "recall@10",
+                    "ingest /s",
+                    "cold open+1st q s",
+                    "import s",
+                    "RSS B/mem",
+                    "p50 / floor",
+                    "p50 / chroma",
+                ],
+                rows,
+            )
+        )
+        ratio_rows = []
+        for v in FLOOR:
+            r = ds["systems"].get(v, {})
+            if "ratios" not in r:
+                continue
+            q = r["ratios"]
+            ratio_rows.append(
+                [
+                    v,
+                    q["floor"],
+                    q["vector_p50_vs_floor"],
+                    q["vector_p95_vs_floor"],
+                    q["text_p50_vs_floor"],
+                    q["text_p95_vs_floor"],
+                    q["ingest_rate_vs_floor"],
+                    q["vector_p50_vs_chroma"],
+                    q["text_p50_vs_chroma"],
+                    q["ingest_rate_vs_chroma"],
+                ]
+            )
+        if ratio_rows:
+            parts.append(
+                "Ratios (engramdb / peer; latency > 1 is slower, ingest < 1 is slower):\n\n"
+                + markdown_table(
+                    [
+                        "engramdb",
+                        "floor",
+                        "vec p50",
+                        "vec p95",
+                        "text p50",
+                        "text p95",
+                        "ingest",
+                        "vec p50 / chroma",
+                        "text p50 / chroma",
+                        "ingest / chroma",
+                    ],
+                    ratio_rows,
+                )
+            )
+    return "\n".join(parts)
+
+
+def plots(results: dict[str, Any], out: Path, stamp: str) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    synthetic = {k: v for k, v in results.items() if k.startswith("synthetic-")}
+    if len(synthetic) >= 1:
+        fig, ax = plt.subplots(figsize=(7, 5))
+        variants = sorted({v for ds in synthetic.values() for v in ds["systems"]})
+        for v in variants:
+            pts = [
+                (ds["n"], ds["systems"][v]["vector"]["p50"])
+                for ds in synthetic.values()
+                if "vector" in ds["systems"].get(v, {})
+            ]
+            if pts:
+                xs, ys = zip(*sorted(pts), strict=True)
+                style = "-" if v.startswith("engramdb") else "--"
+                ax.plot(xs, ys, style, marker="o", label=v)
+        ax.set(xscale="log", yscale="log", xlabel="memories", ylabel="p50 recall latency (ms)")
+        ax.set_title("Single-query latency by vector (1 thread)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        path = out / f"latency-vs-size-{stamp}.png"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        written.append(str(path))
+    fig, ax = plt.subplots(figsize=(7, 5))
+    markers = dict(zip(APPROXIMATE, "os^vDP", strict=True))
+    for name, ds in results.items():
+        for v in APPROXIMATE:
+            r = ds["systems"].get(v, {})
+            if "vector" in r:
+                ax.scatter(r["vector"]["p50"], r["recall_at_10"], marker=markers[v], label=v)
+                where = (r["vector"]["p50"], r["recall_at_10"])
+                ax.annotate(name.split("-")[-1], where, fontsize=6)
+    handles, labels = ax.get_legend_handles_labels()
+    uniq = dict(zip(labels, handles, strict=True))
+    ax.legend(uniq.values(), uniq.keys(), fontsize=7)
+    ax.set(xscale="log", xlabel="p50 latency (ms)", ylabel="recall@10 vs exact")
+    ax.set_title("Approximate indexes: recall@10 against latency (labels: data set)")
+    ax.grid(True, alpha=0.3)
+    path = out / f"recall-vs-latency-{stamp}.png"
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    written.append(str(path))
+    return written
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
+    if args.worker:
+        worker_main(args.worker)
+        return args.worker
+    set_offline_env()
+    t0 = time.perf_counter()
+    results = run(args)
+    params = {
+        "sizes": args.size_list,
+        "dim": DIM,
+        "systems": args.variants,
+        "queries": args.queries,
+        "repeats": args.repeats,
+        "text_queries": args.text_queries,
+        "text_systems": args.text_variants,
+        "warmup": args.warmup,
+        "max_seconds": args.max_seconds,
+        "batch": args.batch,
+        "real_text": None if args.no_real else str(args.locomo or f"generated:{args.real_size}"),
+        "seed": args.seed,
+        "k": 10,
+        "seconds": None,
+    }
+    params["seconds"] = round(time.perf_counter() - t0, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    figures: dict[str, Any] = {"datasets": results}
+    if not args.no_plots:
+        figures["plots"] = plots(results, args.out, stamp)
+    path = write_record(
+        "latency",
+        params=params,
+        threads=THREADS,
+        figures=figures,
+        table=tables(results),
+        out_dir=args.out,
+    )
+    print(path)
+    return path
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

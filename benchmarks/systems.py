@@ -1,0 +1,371 @@
+"""The systems ``latency.py`` measures: engramdb's index choices and the peers.
+
+Each system has a *builder* (writes a persistent artefact from vectors: a store, an
+index file, a table, a collection) and one or more *variants* that open that artefact
+in a fresh process and answer queries. Queries return row numbers of the base set,
+so every system is scored against the same exact ground truth.
+
+Parameters are engramdb's own (``engramdb/engine/index.py``), so raw FAISS is the
+floor engramdb's overhead is measured against:
+
+- flat: ``IndexFlatIP`` (engramdb wraps it in ``IndexIDMap2``).
+- HNSW: M=32, efConstruction=80, efSearch=96, inner product.
+- IVF: ``IndexIVFFlat``, nlist = min(4*sqrt(n), n/39), nprobe = nlist/8 + 8.
+- LanceDB: brute force (no index), and IVF-PQ (cosine, sqrt(n) partitions up to
+  256, 48 sub-vectors of 8 dims, a light k-means; LanceDB's default nprobes, no refine).
+- Chroma: ``PersistentClient`` with its default HNSW (M=16, ef_construction=100,
+  ef_search=100) in cosine space: what agent-memory projects get out of the box.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+AGENT = "bench"
+K = 10
+BUILD_THREADS = 2
+"""Threads for index builds, as engramdb's own ``build_threads()`` uses on this machine."""
+
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 96
+CHROMA_BATCH = 5_000
+LANCE_MAX_PARTITIONS = 256
+LANCE_SUB_VECTORS = 48
+
+ENGRAM_KINDS = ("flat", "hnsw", "ivf", "lance")
+VARIANTS = (
+    *(f"engramdb-{kind}" for kind in ENGRAM_KINDS),
+    "faiss-flat",
+    "faiss-hnsw",
+    "faiss-ivf",
+    "lance-flat",
+    "lance-ivfpq",
+    "chroma",
+)
+FLOOR = {
+    "engramdb-flat": "faiss-flat",
+    "engramdb-hnsw": "faiss-hnsw",
+    "engramdb-ivf": "faiss-ivf",
+    "engramdb-lance": "lance-flat",
+}
+"""The raw peer with the same index parameters: the floor each engramdb index is held to."""
+APPROXIMATE = ("engramdb-hnsw", "engramdb-ivf", "faiss-hnsw", "faiss-ivf", "lance-ivfpq", "chroma")
+
+
+def builder_of(variant: str) -> str:
+    """Which artefact a variant opens: engramdb's variants share one store, LanceDB's one table."""
+    if variant.startswith("engramdb-"):
+        return "engramdb"
+    if variant.startswith("lance-"):
+        return "lance"
+    return variant
+
+
+def ivf_params(n: int) -> tuple[int, int]:
+    """(nlist, nprobe) exactly as ``engramdb.engine.index.IVFIndex`` picks them."""
+    nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
+    return nlist, max(1, min(nlist, nlist // 8 + 8))
+
+
+def bundled_embedder(threads: int = 2) -> Any:
+    """engramdb's bundled-model embedder, tolerant of an all-vectors ``add_many``.
+
+    ``MemoryEngine.add_many`` calls ``chunk_counts([])`` when every item brings its
+    own vector, and the tokenizer raises IndexError on an empty batch (engine bug
+    reported with the benchmark). This subclass answers ``[]`` for no texts and is
+    otherwise the default embedder, with the same name, so the store is the one
+    ``embedder="minilm"`` opens.
+    """
+    from engramdb.embeddings import SentenceTransformerEmbedder
+
+    class _Embedder(SentenceTransformerEmbedder):
+        def chunk_counts(self, texts: Sequence[str]) -> list[int]:
+            return super().chunk_counts(texts) if len(texts) else []
+
+    return _Embedder(threads=threads)
+
+
+# -- builders: run in an ingest worker; return timings in seconds ------------------------
+
+
+def build(
+    builder: str, vectors: np.ndarray, texts: Sequence[str], out: Path, *, batch: int
+) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    return _BUILDERS[builder](vectors, texts, out, batch)
+
+
+def _build_engramdb(vectors: np.ndarray, texts: Sequence[str], out: Path, batch: int) -> dict:
+    from engramdb import MemoryEngine
+
+    # The index is built from the store on first recall; add_many writes the store
+    # of record only, whatever index the store is later opened with.
+    engine = MemoryEngine.open(out / "store", embedder=bundled_embedder(), index="flat")
+    ids: list[str] = []
+    t0 = time.perf_counter()
+    for s in range(0, len(vectors), batch):
+        items = [
+            {"text": texts[i], "vector": np.asarray(vectors[i])}
+            for i in range(s, min(s + batch, len(vectors)))
+        ]
+        ids.extend(m.id for m in engine.add_many(items, agent=AGENT))
+    t_add = time.perf_counter() - t0
+    engine.close()
+    (out / "ids.json").write_text(json.dumps(ids))
+    return {"add_many_s": t_add, "batch": batch}
+
+
+def _faiss_index(kind: str, vectors: np.ndarray) -> Any:
+    import faiss
+
+    dim = vectors.shape[1]
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    else:
+        nlist, nprobe = ivf_params(len(x))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(x)
+        index.nprobe = nprobe
+    index.add(x)
+    return index
+
+
+def _build_faiss(kind: str) -> Callable[..., dict]:
+    def run(vectors: np.ndarray, texts: Sequence[str], out: Path, batch: int) -> dict:
+        import faiss
+
+        faiss.omp_set_num_threads(BUILD_THREADS)
+        t0 = time.perf_counter()
+        index = _faiss_index(kind, vectors)
+        t_build = time.perf_counter() - t0
+        faiss.write_index(index, str(out / "index.faiss"))
+        return {"build_s": t_build}
+
+    return run
+
+
+def _build_lance(vectors: np.ndarray, texts: Sequence[str], out: Path, batch: int) -> dict:
+    import lancedb
+    import pyarrow as pa
+
+    n, dim = vectors.shape
+    t0 = time.perf_counter()
+    db = lancedb.connect(str(out / "lance"))
+    data = pa.table(
+        {
+            "row": pa.array(np.arange(n, dtype=np.int64)),
+            "vector": pa.FixedSizeListArray.from_arrays(
+                pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel()), dim
+            ),
+        }
+    )
+    table = db.create_table("vectors", data=data)
+    t_write = time.perf_counter() - t0
+    result: dict[str, Any] = {"write_s": t_write}
+    if n >= 256:  # PQ trains 256 centroids per sub-vector
+        from lancedb.index import IvfPq
+
+        # LanceDB's defaults train for minutes at 100k on 2 cores (about 280 s under
+        # load), so training is lighter: sqrt(n) partitions (at most 256), 48 sub-vectors
+        # of 8 dims, 10 k-means iterations on 32 samples per centroid. Search uses
+        # LanceDB's default nprobes and no refine step.
+        parts = max(1, min(LANCE_MAX_PARTITIONS, int(math.sqrt(n))))
+        config = IvfPq(
+            distance_type="cosine",
+            num_partitions=parts,
+            num_sub_vectors=LANCE_SUB_VECTORS,
+            max_iterations=10,
+            sample_rate=32,
+        )
+        t0 = time.perf_counter()
+        table.create_index("vector", config=config)
+        result["index_s"] = time.perf_counter() - t0
+        result["num_partitions"] = parts
+        result["index"] = [str(i) for i in table.list_indices()]
+    return result
+
+
+def _chroma_client(path: Path) -> Any:
+    import chromadb
+
+    return chromadb.PersistentClient(
+        path=str(path), settings=chromadb.Settings(anonymized_telemetry=False)
+    )
+
+
+def _build_chroma(vectors: np.ndarray, texts: Sequence[str], out: Path, batch: int) -> dict:
+    client = _chroma_client(out / "chroma")
+    t0 = time.perf_counter()
+    col = client.create_collection(
+        "bench-vectors", configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+    )
+    step = min(CHROMA_BATCH, client.get_max_batch_size())
+    for s in range(0, len(vectors), step):
+        stop = min(s + step, len(vectors))
+        col.add(
+            ids=[str(i) for i in range(s, stop)],
+            embeddings=np.ascontiguousarray(vectors[s:stop], dtype=np.float32),
+        )
+    t_add = time.perf_counter() - t0
+    # Chroma may index lazily: the first query after the adds belongs to the ingest.
+    t0 = time.perf_counter()
+    col.query(query_embeddings=np.asarray(vectors[:1]), n_results=1, include=[])
+    t_first = time.perf_counter() - t0
+    return {"add_s": t_add, "first_query_s": t_first, "config": col.configuration}
+
+
+_BUILDERS: dict[str, Callable[..., dict]] = {
+    "engramdb": _build_engramdb,
+    "faiss-flat": _build_faiss("flat"),
+    "faiss-hnsw": _build_faiss("hnsw"),
+    "faiss-ivf": _build_faiss("ivf"),
+    "lance": _build_lance,
+    "chroma": _build_chroma,
+}
+
+
+# -- variants: opened in a query worker --------------------------------------------------
+
+
+@dataclass
+class Searcher:
+    """An opened system. ``search`` takes a unit vector, ``search_text`` a string
+    (embedding included), ``search_batch`` a matrix; all return row numbers."""
+
+    search: Callable[[np.ndarray], list[int]]
+    search_text: Callable[[str], list[int]]
+    search_batch: Callable[[np.ndarray], list[list[int]]]
+    close: Callable[[], None]
+    quiet_search: Callable[[np.ndarray], list[int]] | None = None
+    """engramdb only: recall with ``record_access=False``."""
+    native_batch: bool = True
+    """False when ``search_batch`` is only a loop over ``search`` (no batch API)."""
+
+
+def import_modules(variant: str) -> None:
+    """Import what a variant needs, so that cold-open timings do not include imports."""
+    if variant.startswith("engramdb-"):
+        import engramdb  # noqa: F401  (imports lancedb, pyarrow, faiss)
+    elif variant.startswith("lance-"):
+        import lancedb  # noqa: F401
+    elif variant == "chroma":
+        import chromadb  # noqa: F401
+
+
+def open_variant(variant: str, artefact: Path, *, embed: Callable[[str], np.ndarray]) -> Searcher:
+    """Open a variant's artefact (copied to a private directory by the caller)."""
+    if variant.startswith("engramdb-"):
+        return _open_engramdb(variant.removeprefix("engramdb-"), artefact)
+    if variant.startswith("faiss-"):
+        return _open_faiss(artefact, embed)
+    if variant.startswith("lance-"):
+        return _open_lance(artefact, embed, indexed=variant == "lance-ivfpq")
+    if variant == "chroma":
+        return _open_chroma(artefact, embed)
+    raise ValueError(f"unknown variant {variant!r}; use one of {', '.join(VARIANTS)}")
+
+
+def _open_engramdb(kind: str, artefact: Path) -> Searcher:
+    from engramdb import MemoryEngine
+    from engramdb.config import Settings
+
+    ids = json.loads((artefact / "ids.json").read_text())
+    row_of = {mid: i for i, mid in enumerate(ids)}
+    engine = MemoryEngine.open(
+        artefact / "store",
+        embedder=bundled_embedder(threads=1),
+        index=kind,
+        settings=Settings(threads=1),
+    )
+
+    def search(vec: np.ndarray) -> list[int]:
+        return [row_of[h.memory.id] for h in engine.recall(vec, agent=AGENT, k=K)]
+
+    def quiet(vec: np.ndarray) -> list[int]:
+        hits = engine.recall(vec, agent=AGENT, k=K, record_access=False)
+        return [row_of[h.memory.id] for h in hits]
+
+    def search_text(text: str) -> list[int]:
+        return [row_of[h.memory.id] for h in engine.recall(text, agent=AGENT, k=K)]
+
+    def batch(queries: np.ndarray) -> list[list[int]]:
+        # engramdb has no batch recall: a loop over recall is what a user can do.
+        return [search(q) for q in queries]
+
+    return Searcher(
+        search, search_text, batch, engine.close, quiet_search=quiet, native_batch=False
+    )
+
+
+def _open_faiss(artefact: Path, embed: Callable[[str], np.ndarray]) -> Searcher:
+    import faiss
+
+    index = faiss.read_index(str(artefact / "index.faiss"))
+    if isinstance(index, faiss.IndexHNSW):
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+
+    def search(vec: np.ndarray) -> list[int]:
+        _, found = index.search(np.ascontiguousarray(vec[None, :], dtype=np.float32), K)
+        return [int(x) for x in found[0] if x >= 0]
+
+    def batch(queries: np.ndarray) -> list[list[int]]:
+        _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), K)
+        return [[int(x) for x in row if x >= 0] for row in found]
+
+    return Searcher(search, lambda text: search(embed(text)), batch, lambda: None)
+
+
+def _open_lance(artefact: Path, embed: Callable[[str], np.ndarray], *, indexed: bool) -> Searcher:
+    import lancedb
+
+    table = lancedb.connect(str(artefact / "lance")).open_table("vectors")
+    if indexed and not table.list_indices():
+        raise RuntimeError("no IVF-PQ index (too few vectors to train one)")
+
+    def search(vec: np.ndarray) -> list[int]:
+        query = table.search(np.asarray(vec, dtype=np.float32)).metric("cosine")
+        if not indexed:
+            query = query.bypass_vector_index()
+        rows = query.select(["row"]).limit(K).to_arrow()
+        return rows.column("row").to_pylist()
+
+    def batch(queries: np.ndarray) -> list[list[int]]:
+        return [search(q) for q in queries]
+
+    return Searcher(
+        search, lambda text: search(embed(text)), batch, lambda: None, native_batch=False
+    )
+
+
+def _open_chroma(artefact: Path, embed: Callable[[str], np.ndarray]) -> Searcher:
+    client = _chroma_client(artefact / "chroma")
+    col = client.get_collection("bench-vectors")
+
+    def run(queries: np.ndarray) -> list[list[int]]:
+        res = col.query(query_embeddings=queries, n_results=K, include=[])
+        return [[int(x) for x in row] for row in res["ids"]]
+
+    def search(vec: np.ndarray) -> list[int]:
+        return run(np.asarray(vec, dtype=np.float32)[None, :])[0]
+
+    return Searcher(search, lambda text: search(embed(text)), run, lambda: None)
+
+
+def copy_artefact(src: Path, dst: Path) -> Path:
+    """A private copy, so that one variant's writes (access counts) cannot reach another."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    return dst

@@ -1,0 +1,29 @@
+"""The ingest benchmark runs end to end at a tiny size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.mark.model
+def test_ingest_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    import ingest
+
+    path = ingest.main(["--texts", "40", "--repeats", "2", "--batch", "16", "--out", str(tmp_path)])
+    record = json.loads(Path(path).read_text())
+    figures = record["figures"]
+    assert record["benchmark"] == "ingest" and record["params"]["texts"] == 40
+    assert record["threads"]["torch_threads"] == 2
+    assert set(figures["texts_per_s"]) == {"model", "embedder", "add_many"}
+    assert all(len(v) == 2 for v in figures["seconds"].values())
+    assert all(rate > 0 for rate in figures["texts_per_s"].values())
+    assert figures["ratio_add_many_vs_model"] == pytest.approx(
+        figures["texts_per_s"]["add_many"] / figures["texts_per_s"]["model"]
+    )
+    assert (tmp_path / "ingest-latest.md").exists()

@@ -1,0 +1,107 @@
+"""The LoCoMo benchmark runs end to end on a tiny file in the LoCoMo format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+SESSIONS = {
+    1: (
+        "1:56 pm on 8 May, 2023",
+        [
+            ("Ana", "I adopted a grey kitten called Pixel last week."),
+            ("Ben", "Congrats! I am training for the Lisbon half marathon."),
+            ("Ana", "Look at my new pottery bowl!", "a photo of a blue ceramic bowl"),
+        ],
+    ),
+    2: (
+        "10:02 am on 2 June, 2023",
+        [
+            ("Ben", "I finished the half marathon in under two hours."),
+            ("Ana", "Pixel knocked my pottery bowl off the shelf."),
+            ("Ben", "My sister moved to Osaka for a new job."),
+        ],
+    ),
+}
+
+
+def locomo_file(path: Path) -> Path:
+    conversation: dict[str, object] = {"speaker_a": "Ana", "speaker_b": "Ben"}
+    for s, (date, turns) in SESSIONS.items():
+        conversation[f"session_{s}_date_time"] = date
+        conversation[f"session_{s}"] = [
+            {"speaker": t[0], "dia_id": f"D{s}:{i + 1}", "text": t[1]}
+            | ({"blip_caption": t[2]} if len(t) > 2 else {})
+            for i, t in enumerate(turns)
+        ]
+    qa = [
+        {"question": "What is the name of Ana's kitten?", "answer": "Pixel",
+         "evidence": ["D1:1"], "category": 4},
+        {"question": "How fast did Ben run the half marathon?", "answer": "under two hours",
+         "evidence": ["D1:2; D2:1"], "category": 1},
+        {"question": "Where did Ben's sister move?", "answer": "Osaka",
+         "evidence": ["D:2:3", "D2:3"], "category": 2},
+        {"question": "What colour is Ana's bowl?", "adversarial_answer": "blue",
+         "evidence": [], "category": 5},
+    ]  # fmt: skip
+    data = [{"sample_id": "conv-t1", "conversation": conversation, "qa": qa}]
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture
+def locomo(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(BENCH))
+    import locomo
+
+    return locomo
+
+
+def test_loader_renders_turns_and_extracts_evidence(locomo: ModuleType, tmp_path: Path) -> None:
+    (conv,) = locomo.load_locomo(locomo_file(tmp_path / "tiny.json"))
+    assert len(conv.turns) == 6
+    assert conv.turns[0].text == 'Ana said, "I adopted a grey kitten called Pixel last week."'
+    assert conv.turns[2].text.endswith("[shares a photo of a blue ceramic bowl]")
+    assert conv.turns[3].created_at.isoformat() == "2023-06-02T10:02:00+00:00"
+    assert [q.evidence for q in conv.questions] == [("D1:1",), ("D1:2", "D2:1"), ("D2:3",), ()]
+    assert locomo.recall_turns(["D1:2", "D9:9"], ("D1:2", "D2:1"), 2) == 0.5
+    assert locomo.recall_turns([], (), 5) == 1.0
+    assert locomo.recall_sessions(["D2:1", "D2:2", "D1:1"], ("D1:2",), 1) == 0.0
+    assert locomo.recall_sessions(["D2:1", "D2:2", "D1:1"], ("D1:2",), 2) == 1.0
+
+
+@pytest.mark.model
+def test_locomo_smoke(locomo: ModuleType, tmp_path: Path) -> None:
+    data = locomo_file(tmp_path / "tiny.json")
+    out = tmp_path / "out"
+    path = locomo.main([str(data), "--k", "1,2,5", "--out", str(out), "--cache", str(tmp_path)])
+    record = json.loads(Path(path).read_text())
+    assert record["params"]["questions"] == 4 and record["params"]["turns"] == 6
+    systems = record["figures"]["systems"]
+    assert set(systems) == set(locomo.SYSTEMS)
+    for name, fig in systems.items():
+        for level in ("turn", "session"):
+            values = [fig[level][f"R@{k}"] for k in (1, 2, 5)]
+            assert values == sorted(values), (name, level)  # recall grows with k
+            assert all(0.0 <= v <= 1.0 for v in values)
+        # Six turns, two sessions: k=5 sessions or more covers everything.
+        assert fig["session"]["R@5"] == 1.0
+        assert set(fig["turn"]["R@2_by_category"]) == {
+            "single-hop", "multi-hop", "temporal", "adversarial"
+        }  # fmt: skip
+    # With the scoring extras off, engramdb ranks exactly as plain dense cosine does.
+    for k in (1, 2, 5):
+        sim_only, dense = systems["engramdb-sim-only"], systems["dense"]
+        assert sim_only["turn"][f"R@{k}"] == pytest.approx(dense["turn"][f"R@{k}"])
+    assert systems["bm25"]["turn"]["R@1"] >= 0.5  # the kitten and Osaka are lexical matches
+    questions = json.loads(Path(record["figures"]["per_question_file"]).read_text())
+    assert len(questions) == 4
+    assert questions[0]["evidence"] == ["D1:1"]
+    assert questions[3]["engramdb"]["turn"]["R@1"] == 1.0  # no evidence counts as found
+    assert Path(record["figures"]["plot"]).stat().st_size > 1000
+    assert (out / "locomo-latest.md").exists()
