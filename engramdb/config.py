@@ -39,16 +39,18 @@ class ScoringWeights(BaseSettings):
 
     ``score = similarity + recency * 0.5**(age / half_life) + importance * imp
     + access * (1 - exp(-count / access_scale))``. The defaults keep similarity
-    in charge: the other parts together move a score by at most 0.2, so they
-    reorder near-ties rather than override relevance.
+    in charge: the other parts together move a score by at most 0.05, about the
+    gap between neighbouring ranks of a sentence-embedding model, so they break
+    near-ties rather than override relevance. Raise them for agents whose
+    questions are mostly about the recent past.
     """
 
     model_config = SettingsConfigDict(env_prefix="ENGRAMDB_WEIGHT_", frozen=True)
 
     similarity: float = Field(1.0, ge=0.0)
-    recency: float = Field(0.1, ge=0.0)
-    importance: float = Field(0.05, ge=0.0)
-    access: float = Field(0.05, ge=0.0)
+    recency: float = Field(0.02, ge=0.0)
+    importance: float = Field(0.02, ge=0.0)
+    access: float = Field(0.01, ge=0.0)
     half_life_days: float = Field(30.0, gt=0.0)
     access_scale: float = Field(5.0, gt=0.0)
 

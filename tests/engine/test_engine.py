@@ -157,7 +157,13 @@ def test_score_parts_and_reproducibility(engine: MemoryEngine) -> None:
     engine.add("the cat sat on the mat today", agent="a", importance=1.0)
     hits = engine.recall("cat on mat", agent="a", k=2, record_access=False)
     for h in hits:
-        expected = h.similarity + 0.1 * h.recency + 0.05 * h.importance + 0.05 * h.access
+        w = engine.settings.weights
+        expected = (
+            w.similarity * h.similarity
+            + w.recency * h.recency
+            + w.importance * h.importance
+            + w.access * h.access
+        )
         assert h.score == pytest.approx(expected)
     again = engine.recall("cat on mat", agent="a", k=2, record_access=False)
     assert [h.memory.id for h in again] == [h.memory.id for h in hits]
