@@ -91,14 +91,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--systems", default=",".join(VARIANTS), help="comma-separated variants")
     p.add_argument("--queries", type=int, default=200, help="distinct vector queries")
     p.add_argument("--repeats", type=int, default=3, help="passes over the vector queries")
-    p.add_argument("--text-queries", type=int, default=100, help="distinct text queries")
+    p.add_argument("--text-queries", type=int, default=60, help="distinct text queries")
     p.add_argument(
         "--text-systems",
         default=",".join(TEXT_DEFAULT),
         help="variants timed by text ('all' for every one)",
     )
     p.add_argument("--warmup", type=int, default=10, help="untimed queries before timing")
-    p.add_argument("--max-seconds", type=float, default=10.0, help="stop timing past this")
+    p.add_argument("--max-seconds", type=float, default=4.0, help="stop timing past this")
     p.add_argument("--batch", type=int, default=1000, help="memories per add_many call")
     p.add_argument("--real-size", type=int, default=3000, help="generated sentences (no --locomo)")
     p.add_argument("--locomo", type=Path, help="LoCoMo file: its turns are the real-text set")

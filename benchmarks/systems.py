@@ -76,21 +76,11 @@ def ivf_params(n: int) -> tuple[int, int]:
 
 
 def bundled_embedder(threads: int = 2) -> Any:
-    """engramdb's bundled-model embedder, tolerant of an all-vectors ``add_many``.
-
-    ``MemoryEngine.add_many`` calls ``chunk_counts([])`` when every item brings its
-    own vector, and the tokenizer raises IndexError on an empty batch (engine bug
-    reported with the benchmark). This subclass answers ``[]`` for no texts and is
-    otherwise the default embedder, with the same name, so the store is the one
-    ``embedder="minilm"`` opens.
-    """
+    """engramdb's embedder on the bundled all-MiniLM-L6-v2 (what ``embedder="minilm"``
+    builds), with an explicit torch thread count."""
     from engramdb.embeddings import SentenceTransformerEmbedder
 
-    class _Embedder(SentenceTransformerEmbedder):
-        def chunk_counts(self, texts: Sequence[str]) -> list[int]:
-            return super().chunk_counts(texts) if len(texts) else []
-
-    return _Embedder(threads=threads)
+    return SentenceTransformerEmbedder(threads=threads)
 
 
 # -- builders: run in an ingest worker; return timings in seconds ------------------------
