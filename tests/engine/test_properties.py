@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -51,21 +52,18 @@ def test_any_sequence_survives_reopen(ops: list[tuple], query: str) -> None:
                     eng.recall(o[2], agent=o[1], k=3)
             before = {a: eng.list(agent=a, limit=None) for a in ("a", "b")}
             recall = {
-                a: [
-                    (h.memory.id, round(h.score, 6))
-                    for h in eng.recall(query, agent=a, k=5, record_access=False)
-                ]
-                for a in ("a", "b")
+                a: eng.recall(query, agent=a, k=5, record_access=False) for a in ("a", "b")
             }
         assert sorted(m.id for ms in before.values() for m in ms) == sorted(m for m, _ in live)
         with MemoryEngine.open(root, embedder="hashing") as eng:
             assert {a: eng.list(agent=a, limit=None) for a in ("a", "b")} == before
-            assert {
-                a: [
-                    (h.memory.id, round(h.score, 6))
-                    for h in eng.recall(query, agent=a, k=5, record_access=False)
-                ]
-                for a in ("a", "b")
-            } == recall
+            for a in ("a", "b"):
+                again = eng.recall(query, agent=a, k=5, record_access=False)
+                assert [h.memory.id for h in again] == [h.memory.id for h in recall[a]]
+                # The index is rebuilt from the store on reopen, so float32 sums may
+                # differ in the last bit; scores must agree to well within that.
+                assert [h.score for h in again] == pytest.approx(
+                    [h.score for h in recall[a]], abs=1e-5
+                )
     finally:
         shutil.rmtree(root, ignore_errors=True)
