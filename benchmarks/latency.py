@@ -4,6 +4,7 @@ Usage:
     python benchmarks/latency.py                       # default: 1k, 10k, 100k + real text
     python benchmarks/latency.py --sizes 1k,10k --systems engramdb-flat,faiss-flat
     python benchmarks/latency.py --million             # adds 1M (long; Chroma takes hours)
+    python benchmarks/latency.py --sizes 100k --systems engramdb-lance --lance-compact
     python benchmarks/latency.py --locomo ../shared/data/locomo/locomo-dev.json
     python benchmarks/latency.py --sizes 500 --queries 20 --no-real --out /tmp/r   # smoke
 
@@ -106,6 +107,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory")
     p.add_argument("--cache", type=Path, default=CACHE_DIR, help="vector/embedding cache")
+    p.add_argument(
+        "--lance-compact",
+        action="store_true",
+        help="call engine.compact() after ingest, so index='lance' gets its IVF-PQ index",
+    )
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -230,7 +236,12 @@ def worker_main(spec_path: Path) -> None:
         for builder in spec["builders"]:
             try:
                 result[builder] = systems.build(
-                    builder, base, texts, d / builder, batch=spec["batch"]
+                    builder,
+                    base,
+                    texts,
+                    d / builder,
+                    batch=spec["batch"],
+                    lance_compact=spec["lance_compact"],
                 )
             except Exception as exc:  # a failing peer must not sink the others' figures
                 result[builder] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -351,7 +362,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             builders = list(dict.fromkeys(builder_of(v) for v in args.variants))
             print(f"[{ds['name']}] ingest {', '.join(builders)}", file=sys.stderr, flush=True)
             spec = {"role": "ingest", "name": "all", "builders": builders}
-            done = run_worker({**spec, "dir": ds["dir"], "batch": args.batch}, work)
+            spec.update(dir=ds["dir"], batch=args.batch, lance_compact=args.lance_compact)
+            done = run_worker(spec, work)
             ingests: dict[str, Any] = {
                 b: done.get(b, {"error": done.get("error", "not built")}) for b in builders
             }
@@ -400,6 +412,8 @@ def ingest_rate(variant: str, n: int, ingests: dict[str, Any], row: dict[str, An
         return None
     if variant.startswith("engramdb-"):
         seconds = ing["add_many_s"] + row["cold_first_query_s"]
+        if variant == "engramdb-lance":
+            seconds += ing.get("lance_compact_s", 0.0)
     elif variant.startswith("faiss-"):
         seconds = ing["build_s"]
     elif variant == "lance-flat":
@@ -582,11 +596,18 @@ def plots(results: dict[str, Any], out: Path, stamp: str) -> list[str]:
         written.append(str(path))
     fig, ax = plt.subplots(figsize=(7, 5))
     markers = dict(zip(APPROXIMATE, "os^vDP", strict=True))
+    colours = dict(zip(APPROXIMATE, plt.get_cmap("tab10").colors, strict=False))
     for name, ds in results.items():
         for v in APPROXIMATE:
             r = ds["systems"].get(v, {})
             if "vector" in r:
-                ax.scatter(r["vector"]["p50"], r["recall_at_10"], marker=markers[v], label=v)
+                ax.scatter(
+                    r["vector"]["p50"],
+                    r["recall_at_10"],
+                    marker=markers[v],
+                    color=colours[v],
+                    label=v,
+                )
                 where = (r["vector"]["p50"], r["recall_at_10"])
                 ax.annotate(name.split("-")[-1], where, fontsize=6)
     handles, labels = ax.get_legend_handles_labels()
@@ -621,6 +642,7 @@ def main(argv: list[str] | None = None) -> Path:
         "warmup": args.warmup,
         "max_seconds": args.max_seconds,
         "batch": args.batch,
+        "lance_compact": args.lance_compact,
         "real_text": None if args.no_real else str(args.locomo or f"generated:{args.real_size}"),
         "seed": args.seed,
         "k": 10,
