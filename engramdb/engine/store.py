@@ -24,6 +24,7 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 import lancedb
 import numpy as np
 import pyarrow as pa
+from lancedb.index import IvfPq
 
 from engramdb._types import FloatMatrix
 from engramdb.engine.records import Memory, MemoryKind, MemoryStatus
@@ -338,13 +339,12 @@ class MemoryTable:
         n = self.count()
         if n < min_rows:
             return False
-        self.table.create_index(
-            metric="cosine",
-            vector_column_name="vector",
-            index_type="IVF_PQ",
+        config = IvfPq(
+            distance_type="cosine",
             num_partitions=max(1, int(n**0.5)),
             num_sub_vectors=max(1, self.dim // 16),
         )
+        self.table.create_index("vector", config=config)
         return True
 
     # -- versions ------------------------------------------------------------------------
