@@ -320,7 +320,7 @@ class MemoryTable:
         if not tagged:
             return self.retention
         stamps = {int(v["version"]): v["timestamp"] for v in self.table.list_versions()}
-        oldest = min(stamps[v] for v in tagged if v in stamps)
+        oldest: datetime = min(stamps[v] for v in tagged if v in stamps)
         if oldest.tzinfo is None:  # LanceDB reports local naive times
             oldest = oldest.astimezone(UTC)
         age = datetime.now(UTC) - oldest + timedelta(minutes=1)

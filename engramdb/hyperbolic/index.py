@@ -151,8 +151,12 @@ def _ids_array(ids: ArrayLike, n: int | None = None) -> NDArray[np.int64]:
 class _Store:
     """Float64 points by label (row), with a label <-> id map and tombstones."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, c: float) -> None:
+        self.c = c
         self.points = np.zeros((0, dim), dtype=np.float64)
+        # The conformal factor's inverse square root 1 / (1 - c|x|^2), kept per
+        # point so that re-ranking a candidate costs one difference and one dot.
+        self.lam = np.zeros(0, dtype=np.float64)
         self.label_ids = np.zeros(0, dtype=np.int64)
         self.alive = np.zeros(0, dtype=bool)
         self.label_of: dict[int, int] = {}
@@ -167,6 +171,8 @@ class _Store:
         start = len(self.label_ids)
         labels = np.arange(start, start + len(ids), dtype=np.int64)
         self.points = np.concatenate([self.points, points])
+        lam = 1.0 / (1.0 - self.c * np.einsum("ij,ij->i", points, points))
+        self.lam = np.concatenate([self.lam, lam])
         self.label_ids = np.concatenate([self.label_ids, ids])
         self.alive = np.concatenate([self.alive, np.ones(len(ids), dtype=bool)])
         self.label_of.update(zip(ids.tolist(), labels.tolist(), strict=True))
@@ -215,19 +221,40 @@ class _Store:
         return self.result(best_d, best_l)
 
     def rerank(
-        self, queries: NDArray[np.float64], labels: NDArray[np.int64], k: int, c: float
+        self,
+        queries: NDArray[np.float64],
+        labels: NDArray[np.int64],
+        k: int,
+        *,
+        unique: bool = True,
     ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-        """Exact top-k among candidate labels (-1 = none; duplicates allowed)."""
-        order = np.sort(labels, axis=1)
-        dup = np.zeros_like(order, dtype=bool)
-        dup[:, 1:] = order[:, 1:] == order[:, :-1]
-        valid = (order >= 0) & ~dup
-        safe = np.where(valid, order, 0)
-        d = _distances(queries[:, None, :], self.points[safe], c)
-        d = np.where(valid, d, np.inf)
-        top = np.argsort(d, axis=1, kind="stable")[:, :k]
-        best_d = np.take_along_axis(d, top, axis=1)
-        best_l = np.where(np.isfinite(best_d), np.take_along_axis(safe, top, axis=1), -1)
+        """Exact top-k among candidate labels (-1 = none).
+
+        ``unique=False`` says a row may repeat a label (pools merged from several
+        graph passes); repeats are then dropped. This runs once or twice per
+        query, so it keeps the number of numpy calls small: at a few dozen
+        candidates their overhead, not the arithmetic, is the cost.
+        """
+        if not unique:
+            labels = np.sort(labels, axis=1)
+            labels[:, 1:][labels[:, 1:] == labels[:, :-1]] = -1
+        missing = labels < 0
+        safe = np.where(missing, 0, labels)
+        diff = queries[:, None, :] - self.points[safe]
+        lam_q = 1.0 / (1.0 - self.c * np.einsum("ij,ij->i", queries, queries))
+        arg = (2.0 * self.c) * np.einsum("ijk,ijk->ij", diff, diff) * self.lam[safe]
+        arg *= lam_q[:, None]
+        # Distance is increasing in arg: select on arg, take arccosh of the k kept.
+        arg[missing] = np.inf
+        if arg.shape[1] > k:
+            part = np.argpartition(arg, k - 1, axis=1)[:, :k]
+            rows = np.arange(len(arg))[:, None]
+            arg, safe = arg[rows, part], safe[rows, part]
+        order = np.argsort(arg, axis=1, kind="stable")
+        rows = np.arange(len(arg))[:, None]
+        arg, best = arg[rows, order], safe[rows, order]
+        best_d = np.log1p(arg + np.sqrt(arg * (arg + 2.0))) / np.sqrt(self.c)
+        best_l = np.where(np.isfinite(best_d), best, -1)
         if best_d.shape[1] < k:
             pad = k - best_d.shape[1]
             best_d = np.pad(best_d, ((0, 0), (0, pad)), constant_values=np.inf)
@@ -274,7 +301,7 @@ class PoincareFlatIndex:
             raise ValidationError(f"dim={dim!r} must be a positive integer")
         self.dim = dim
         self.c = _check_c(c)
-        self._store = _Store(dim)
+        self._store = _Store(dim, self.c)
         # Labels (store rows) serve as FAISS ids so that results map back to
         # float64 points without a Python lookup; IDMap2 makes them removable.
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim + 1))
@@ -332,7 +359,7 @@ class PoincareFlatIndex:
         ip, labels = self._index.search(
             np.ascontiguousarray(hq, dtype=np.float32), fetch, params=params
         )
-        dist, best = self._store.rerank(q, labels, k, self.c)
+        dist, best = self._store.rerank(q, labels, k)
         # Certificate: every point left out has a float32 product <= the last one
         # fetched; its true product can exceed that by at most the float32 error.
         # If even that cannot beat the k-th exact neighbour, the answer is exact.
@@ -400,7 +427,7 @@ class PoincareHNSWIndex:
         self.candidates = candidates
         self.method = method
         self.max_passes = max_passes
-        self._store = _Store(dim)
+        self._store = _Store(dim, self.c)
         self._mips_norm = 0.0
         self._index = self._new_index()
 
@@ -443,7 +470,7 @@ class PoincareHNSWIndex:
         """Rebuild the graph from the live points, dropping tombstones."""
         live = self._store.alive
         ids, pts = self._store.label_ids[live], self._store.points[live]
-        self._store = _Store(self.dim)
+        self._store = _Store(self.dim, self.c)
         self._index = self._new_index()
         self._mips_norm = 0.0
         if len(ids):
@@ -505,11 +532,12 @@ class PoincareHNSWIndex:
             # Minimising |(hq, 0) - (y, extra)|^2 = |hq|^2 + M^2 - 2 <hq, y>
             # maximises the Minkowski product: nearest in distance.
             labels, _ = self._hnsw(np.concatenate([hq, np.zeros((len(q), 1))], 1), fetch, sel)
-            dist, best = self._store.rerank(q, labels, k, self.c)
+            dist, best = self._store.rerank(q, labels, k)
             return self._store.result(dist, best)
-        centre, sq_q = q, self.c * np.einsum("ij,ij->i", q, q)
+        sq_q = self.c * np.einsum("ij,ij->i", q, q)
         labels, reach = self._hnsw(q, fetch, sel)
-        dist, best = self._store.rerank(q, labels, k, self.c)
+        dist, best = self._store.rerank(q, labels, k)
+        centre = q
         for _ in range(self.max_passes - 1):
             ball_centre, ball_radius = self._euclidean_ball(q, sq_q, dist[:, -1])
             # Done when the last pass's L2 neighbourhood covers the hyperbolic
@@ -519,12 +547,17 @@ class PoincareHNSWIndex:
             todo = np.flatnonzero(np.isfinite(dist[:, -1]) & (gap > reach * (1.0 - 1e-4)))
             if len(todo) == 0:
                 break
-            more = np.full((len(q), fetch), -1, dtype=np.int64)
-            more[todo], reach_todo = self._hnsw(ball_centre[todo], fetch, sel)
-            centre = centre.copy()
-            centre[todo] = ball_centre[todo]
-            reach = reach.copy()
-            reach[todo] = reach_todo
+            if len(todo) == len(q):
+                more, reach = self._hnsw(ball_centre, fetch, sel)
+                centre = ball_centre
+            else:
+                more = np.full((len(q), fetch), -1, dtype=np.int64)
+                more[todo], reach_todo = self._hnsw(ball_centre[todo], fetch, sel)
+                centre = centre.copy()
+                centre[todo] = ball_centre[todo]
+                reach = reach.copy()
+                reach[todo] = reach_todo
             # Keep the k best so far plus the new hits: the pool stays small.
-            dist, best = self._store.rerank(q, np.concatenate([best, more], axis=1), k, self.c)
+            pool = np.concatenate([best, more], axis=1)
+            dist, best = self._store.rerank(q, pool, k, unique=False)
         return self._store.result(dist, best)
