@@ -45,7 +45,7 @@ def test_hierarchy_benchmark_smoke(closure_csv: Path, tmp_path: Path) -> None:
             "--threads", "1",
             "--out", str(out),
             "--recall-sizes", "2500",
-            "--recall-dim", "4",
+            "--recall-dims", "4",
             "--queries", "60",
         ]
     )  # fmt: skip
