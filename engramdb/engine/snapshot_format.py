@@ -13,7 +13,11 @@ Layout, format 1 (integers big-endian)::
 The envelope is ``{"encryption": null | {...}, "segments": [{"bytes": n, "sha256": hex}]}``.
 It lists each segment's length and SHA-256 (of the bytes as stored, ciphertext when
 sealed), so the root commits to every byte of the file while each byte is hashed
-once (a hash tree of depth one). Segment 0 is the manifest (JSON: engine version,
+once (a hash tree). A segment over 16 MiB also lists ``"blocks"``: the SHA-256 of
+each 16 MiB piece, its ``sha256`` then being the SHA-256 of those digests
+concatenated, so that readers hash a large part on several cores.
+
+Segment 0 is the manifest (JSON: engine version,
 agent, creation time, embedder name, dimension and normalization, geometry, counts
 by kind and status, vector encoding, and the list of parts); segments 1.. are the
 parts, in the manifest's order, each an Arrow IPC stream, zstd-compressed where that
@@ -47,8 +51,8 @@ is; nothing else leaks). Hashes are checked before decryption, so a damaged file
 is told apart from a wrong key.
 
 Reading checks, in order: magic, format version, root, length, then each
-segment's hash before that segment is decrypted or decoded (a worker thread
-hashes ahead, so checking the records overlaps hashing the vectors), the key,
+segment's hash before that segment is decrypted or decoded (two worker threads
+hash ahead, so checking the records overlaps hashing the vectors), the key,
 the manifest, and each part's Arrow structure (fully validated: a hash shows
 the bytes are the writer's, not that the writer was engramdb) and row count.
 The envelope and the manifest are padded with JSON whitespace to keep every
@@ -69,7 +73,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -173,10 +177,17 @@ class Encryption(_Model):
 
 
 class Segment(_Model):
-    """One stored segment: its length and the SHA-256 of its bytes as stored."""
+    """One stored segment: its length and hash (see the module docstring).
+
+    Without ``blocks``, ``sha256`` is the SHA-256 of the bytes as stored. With
+    ``blocks`` (segments over ``HASH_BLOCK`` bytes), ``blocks`` lists the SHA-256
+    of each ``HASH_BLOCK``-byte piece and ``sha256`` is the SHA-256 of those
+    digests concatenated, so a reader hashes the pieces in parallel.
+    """
 
     bytes: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    blocks: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] | None = None
 
 
 class _Envelope(_Model):
@@ -563,7 +574,7 @@ def write_snapshot(
     )
     clear = [_pad(body.model_dump_json().encode(), 0), *(data for data, _ in encoded)]
     stored = clear if enc is None else [_seal(d, aes, enc, i) for i, d in enumerate(clear)]
-    segments = tuple(Segment(bytes=len(d), sha256=hashlib.sha256(d).hexdigest()) for d in stored)
+    segments = tuple(_segment_of(d) for d in stored)
     envelope = _Envelope(encryption=enc, segments=segments).model_dump_json().encode()
     envelope = _pad(envelope, _PREFIX.size)
     head = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(envelope)) + envelope
@@ -674,13 +685,86 @@ def _head(path: Path, fh: Any, size: int) -> tuple[_Envelope, bytes, int]:
     return envelope, root, start
 
 
+HASH_BLOCK = 16 << 20
+"""Segments longer than this are hashed in pieces of this size (see :class:`Segment`)."""
+
+
+def _pieces(data: Any) -> list[memoryview]:
+    view = memoryview(data).cast("B")
+    return [view[i : i + HASH_BLOCK] for i in range(0, len(view), HASH_BLOCK)]
+
+
+def _segment_of(data: bytes) -> Segment:
+    """The envelope entry of a segment about to be written."""
+    if len(data) <= HASH_BLOCK:
+        return Segment(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    digests = [hashlib.sha256(piece).digest() for piece in _pieces(data)]
+    return Segment(
+        bytes=len(data),
+        sha256=hashlib.sha256(b"".join(digests)).hexdigest(),
+        blocks=tuple(d.hex() for d in digests),
+    )
+
+
+def _corrupt(path: Path, index: int) -> SnapshotIntegrityError:
+    what = "manifest" if index == 0 else f"segment {index}"
+    return SnapshotIntegrityError(
+        f"snapshot {path} is corrupted or tampered with: the SHA-256 of its {what} does "
+        "not match; copy it again from the source"
+    )
+
+
+def _check_piece(path: Path, piece: memoryview, want: str, index: int) -> None:
+    if hashlib.sha256(piece).hexdigest() != want:
+        raise _corrupt(path, index)
+
+
 def _check_segment(path: Path, data: memoryview, seg: Segment, index: int) -> None:
-    if hashlib.sha256(data).hexdigest() != seg.sha256:
-        what = "manifest" if index == 0 else f"segment {index}"
-        raise SnapshotIntegrityError(
-            f"snapshot {path} is corrupted or tampered with: the SHA-256 of its {what} does "
-            "not match; copy it again from the source"
-        )
+    if seg.blocks is None:
+        _check_piece(path, data, seg.sha256, index)
+        return
+    _check_blocks(path, seg, index)
+    for piece, want in zip(_pieces(data), seg.blocks, strict=True):
+        _check_piece(path, piece, want, index)
+
+
+def _check_blocks(path: Path, seg: Segment, index: int) -> None:
+    """The block list itself: as many as the length needs, and what ``sha256`` commits to."""
+    assert seg.blocks is not None
+    joined = b"".join(bytes.fromhex(d) for d in seg.blocks)
+    if len(seg.blocks) != -(-seg.bytes // HASH_BLOCK) or (
+        hashlib.sha256(joined).hexdigest() != seg.sha256
+    ):
+        raise _corrupt(path, index)
+
+
+class _SegmentCheck:
+    """The pending hash check of one segment: done when all its pieces matched."""
+
+    def __init__(self, futures: list[Future[None]]) -> None:
+        self._futures = futures
+
+    def result(self) -> None:
+        for done in self._futures:
+            done.result()
+
+
+def _submit_checks(
+    pool: Any, path: Path, views: list[Any], segments: tuple[Segment, ...]
+) -> list[_SegmentCheck]:
+    """Queue every segment's pieces for hashing, in file order."""
+    checks = []
+    for i, (view, seg) in enumerate(zip(views, segments, strict=True)):
+        if seg.blocks is None:
+            checks.append(_SegmentCheck([pool.submit(_check_piece, path, view, seg.sha256, i)]))
+            continue
+        _check_blocks(path, seg, i)
+        futures = [
+            pool.submit(_check_piece, path, piece, want, i)
+            for piece, want in zip(_pieces(view), seg.blocks, strict=True)
+        ]
+        checks.append(_SegmentCheck(futures))
+    return checks
 
 
 def _body(path: Path, data: bytes) -> _Body:
@@ -760,13 +844,12 @@ def read_snapshot(
     for seg in envelope.segments:
         views.append(buffer.slice(at, seg.bytes))
         at += seg.bytes
-    # A thread pays off only when there is a lot to hash; small files hash inline.
-    pool = ThreadPoolExecutor(1) if size > _THREADED_BYTES else _InlineExecutor()
+    # Threads pay off only when there is a lot to hash; small files hash inline.
+    # Two workers hash pieces in file order (hashlib releases the GIL), while
+    # this thread decodes and checks each part as soon as its pieces matched.
+    pool = ThreadPoolExecutor(2) if size > _THREADED_BYTES else _InlineExecutor()
     try:
-        hashes = [
-            pool.submit(_check_segment, path, memoryview(v), seg, i)
-            for i, (v, seg) in enumerate(zip(views, envelope.segments, strict=True))
-        ]
+        hashes = _submit_checks(pool, path, [memoryview(v) for v in views], envelope.segments)
         parts = _Parts(path, envelope, views, hashes, key)
         manifest = _manifest(parts.body, envelope, size=size, root=root.hex())
         result = then(manifest, parts)
@@ -804,7 +887,7 @@ class _Parts(Mapping[str, pa.Table]):
         path: Path,
         envelope: _Envelope,
         views: list[pa.Buffer],
-        hashes: list[Future[None]],
+        hashes: list[_SegmentCheck],
         key: Key | None,
     ) -> None:
         self._path, self._views, self._hashes = path, views, hashes

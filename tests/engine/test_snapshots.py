@@ -475,6 +475,47 @@ def test_truncation_at_any_point_is_refused(engine: MemoryEngine, small: Path, t
     assert state(engine) == before
 
 
+def test_large_segments_are_hashed_in_blocks(engine, other, tmp_path, monkeypatch):
+    """Segments over HASH_BLOCK list per-block digests, checked on two threads."""
+    from engramdb.engine import snapshot_format
+
+    monkeypatch.setattr(snapshot_format, "HASH_BLOCK", 1024)
+    monkeypatch.setattr(snapshot_format, "_THREADED_BYTES", 0)
+    fill(engine)
+    path = tmp_path / "bot.egm"
+    engine.export_snapshot(path, agent="bot")
+    _, envelope, segments = parse(path)
+    entries = json.loads(envelope)["segments"]
+    blocked = [i for i, e in enumerate(entries) if e.get("blocks")]
+    assert blocked, "no segment was long enough to be split; grow the fixture"
+    for i in blocked:
+        digests = [hashlib.sha256(segments[i][j : j + 1024]).digest()
+                   for j in range(0, len(segments[i]), 1024)]  # fmt: skip
+        assert entries[i]["blocks"] == [d.hex() for d in digests]
+        assert entries[i]["sha256"] == hashlib.sha256(b"".join(digests)).hexdigest()
+    queries = ["alice tea", "flight monday"]
+    other.import_snapshot(path)
+    assert dump(other, "bot") == dump(engine, "bot")
+    assert recall_ids(other, "bot", queries) == recall_ids(engine, "bot", queries)
+    # one flipped byte in each block of a split segment is caught
+    data = path.read_bytes()
+    start = 14 + len(envelope) + sum(len(segments[j]) for j in range(blocked[0]))
+    for pos in range(start + 7, start + len(segments[blocked[0]]), 1024):
+        flipped = bytearray(data)
+        flipped[pos] ^= 0x10
+        (tmp_path / "bad.egm").write_bytes(flipped)
+        assert "SHA-256" in refused(
+            other, tmp_path / "bad.egm", SnapshotIntegrityError, agent="copy"
+        )
+    # a forger who rewrites a block digest (and the root) is caught by the segment hash
+    env = json.loads(envelope)
+    env["segments"][blocked[0]]["blocks"][0] = "0" * 64
+    raw = json.dumps(env).encode()
+    head = struct.pack(">8sHI", MAGIC, 1, len(raw)) + raw
+    (tmp_path / "bad.egm").write_bytes(head + b"".join(segments) + hashlib.sha256(head).digest())
+    refused(other, tmp_path / "bad.egm", SnapshotIntegrityError, agent="copy")
+
+
 def test_tampered_manifest_is_refused(engine: MemoryEngine, small: Path, tmp_path):
     _, envelope, segments = parse(small)
     body = json.loads(segments[0])
