@@ -2,10 +2,17 @@
 
 Given the transitive closure of a hierarchy as ``(child, ancestor)`` pairs, each
 node gets a point of the unit ball so that related nodes are close. The loss for
-a related pair ``(u, v)`` is the softmax of ``-d(u, v)`` against ``-d(u, v')``
-for sampled negatives ``v'`` that are not related to ``u``::
+a related pair ``(u, v)`` is the softmax of ``-d(u, v) / T`` against
+``-d(u, v') / T`` for sampled negatives ``v'`` that are not related to ``u``::
 
-    L(u, v) = -log( exp(-d(u, v)) / sum_{w in {v} + negatives(u)} exp(-d(u, w)) )
+    L(u, v) = -log( exp(-d(u, v)/T) / sum_{w in {v} + negatives(u)} exp(-d(u, w)/T) )
+
+The temperature ``T`` defaults to ``1 / (dim - 1)`` (see
+:func:`default_temperature`); ``T = 1`` is the paper's loss. The loss always
+gains from pushing negatives further away, so with ``T = 1`` in five or more
+dimensions most points end on the float64 projection margin, where depth can no
+longer be told apart and points get stuck; a smaller ``T`` is satisfied at a
+proportionally smaller radius and leaves them room to settle.
 
 It is minimised on a :class:`~geoopt.ManifoldParameter` of the Poincaré ball,
 in float64 by default, by a Riemannian optimiser (geoopt's ``RiemannianAdam`` by
@@ -15,8 +22,8 @@ that the first, chaotic steps do not fix a bad angular layout; the learning rate
 then decays linearly over the last half of the epochs. Pairs are used in both
 directions, and the negatives of ``u`` exclude its ancestors, its descendants
 and itself, matching the undirected reconstruction protocol.
-:func:`fit_euclidean` trains the Euclidean twin with the same loss, sampler and
-schedule, as the fair baseline.
+:func:`fit_euclidean` trains the Euclidean twin with the same loss, temperature,
+sampler and schedule, as the fair baseline.
 
 Speed decides how many epochs fit in a budget, so every step handles a whole
 batch at once, and the batch shares one draw of negatives: the distances to the
@@ -45,6 +52,7 @@ __all__ = [
     "DEFAULT_EPOCHS",
     "DEFAULT_LR",
     "DEFAULT_NEGATIVES",
+    "default_temperature",
     "fit_euclidean",
     "fit_poincare",
 ]
@@ -67,6 +75,22 @@ DEFAULT_INIT_SCALE = 1e-3
 # The last learning rate of the linear decay, as a fraction of lr.
 _FINAL_LR_FRACTION = 0.01
 _DENSE_RELATED_MAX = 1 << 26
+
+
+def default_temperature(dim: int) -> float:
+    """The softmax temperature used when ``temperature=None``: ``1 / (dim - 1)``.
+
+    The loss keeps rewarding larger distances between a node and its
+    negatives, so without a temperature the points drift outwards until they
+    pile up on the float64 projection margin (radius ~12 from the origin),
+    where the radial order that encodes depth is lost and points get stuck.
+    Dividing distances by ``T < 1`` lets the loss be satisfied at ``T`` times
+    the radius. How much radius a hierarchy needs shrinks with the dimension:
+    the volume of a hyperbolic ball of radius ``r`` grows like
+    ``exp((dim - 1) r)``, so ``T = 1 / (dim - 1)`` keeps the needed radius
+    about the same at every dimension (the plain loss, ``T = 1``, at dim 2).
+    """
+    return 1.0 / max(1, dim - 1)
 
 
 def _arccosh1p(x: torch.Tensor) -> torch.Tensor:
@@ -208,6 +232,7 @@ def _fit(
     dtype: DTypeLike,
     symmetric: bool,
     init_scale: float,
+    temperature: float | None,
     progress: bool,
     callback: Callable[[int, float], None] | None,
 ) -> dict[NodeT, NDArray[np.float64]]:
@@ -230,6 +255,12 @@ def _fit(
         ("decay", decay, 0 <= decay <= 1, "in [0, 1]"),
         ("burn_in_factor", burn_in_factor, 0 < burn_in_factor <= 1, "in (0, 1]"),
         ("init_scale", init_scale, 0 < init_scale < 0.5, "in (0, 0.5)"),
+        (
+            "temperature",
+            temperature,
+            temperature is None or (math.isfinite(temperature) and temperature > 0),
+            "None or a positive number",
+        ),
     ]
     for name, value, ok, want in checks:
         if not ok:
@@ -238,6 +269,7 @@ def _fit(
     if np_dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValidationError(f"dtype={np_dtype} is not supported; use numpy.float64 or float32")
     torch_dtype = torch.float64 if np_dtype == np.float64 else torch.float32
+    inv_temperature = 1.0 / (default_temperature(dim) if temperature is None else temperature)
 
     closure = _Closure(edges, symmetric=symmetric)
     n = len(closure.nodes)
@@ -290,6 +322,7 @@ def _fit(
             related = closure.related(u_idx[:, None], negs[b][None, :])
             pos, neg = scores(weight[u_idx], weight[v_idx], weight[negs[b]])
             logits = torch.cat([-pos[:, None], (-neg).masked_fill(related, -math.inf)], 1)
+            logits = logits * inv_temperature
             loss = torch.nn.functional.cross_entropy(logits, zeros[: len(u_idx)])
             optim.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
@@ -321,6 +354,7 @@ def fit_poincare(
     dtype: DTypeLike = np.float64,
     symmetric: bool = True,
     init_scale: float = DEFAULT_INIT_SCALE,
+    temperature: float | None = None,
     progress: bool = False,
     callback: Callable[[int, float], None] | None = None,
 ) -> dict[NodeT, NDArray[np.float64]]:
@@ -353,6 +387,9 @@ def fit_poincare(
         symmetric: Train each related pair in both directions, matching the
             undirected evaluation; ``False`` trains child-to-ancestor only.
         init_scale: Points start uniform in ``[-init_scale, init_scale]^dim``.
+        temperature: Distances are divided by it inside the softmax; ``None``
+            means :func:`default_temperature` of ``dim``, ``1 / (dim - 1)``.
+            Larger values push points further out (``1`` is the paper's loss).
         progress: Show a tqdm progress bar over epochs.
         callback: Called as ``callback(epoch, mean_loss)`` after each epoch.
 
@@ -383,6 +420,7 @@ def fit_poincare(
         dtype=dtype,
         symmetric=symmetric,
         init_scale=init_scale,
+        temperature=temperature,
         progress=progress,
         callback=callback,
     )
@@ -404,15 +442,16 @@ def fit_euclidean(
     dtype: DTypeLike = np.float64,
     symmetric: bool = True,
     init_scale: float = DEFAULT_INIT_SCALE,
+    temperature: float | None = None,
     progress: bool = False,
     callback: Callable[[int, float], None] | None = None,
 ) -> dict[NodeT, NDArray[np.float64]]:
     """Euclidean twin of :func:`fit_poincare`: same loss, sampler and schedule.
 
-    Distances are Euclidean and the update is plain SGD (geoopt's
-    ``RiemannianSGD`` on the Euclidean manifold), so comparisons isolate the
-    geometry. Arguments and return value are as for :func:`fit_poincare`,
-    except that points are unconstrained.
+    Distances are Euclidean and the optimiser is the same geoopt one on the
+    Euclidean manifold (where it is plain Adam or SGD), with the same
+    temperature, so comparisons isolate the geometry. Arguments and return
+    value are as for :func:`fit_poincare`, except that points are unconstrained.
     """
     return _fit(
         edges,
@@ -430,6 +469,7 @@ def fit_euclidean(
         dtype=dtype,
         symmetric=symmetric,
         init_scale=init_scale,
+        temperature=temperature,
         progress=progress,
         callback=callback,
     )

@@ -13,6 +13,7 @@ from engramdb.hyperbolic import (
     pairwise_distance,
     reconstruction_metrics,
 )
+from engramdb.hyperbolic.train import default_temperature
 
 
 @pytest.fixture(autouse=True)
@@ -131,3 +132,27 @@ def test_fit_rejects_bad_parameters() -> None:
         fit_poincare(edges, 2, lr=-1.0)
     with pytest.raises(ValidationError, match="no edge"):
         fit_poincare([("a", "a")], 2)
+    with pytest.raises(ValidationError, match="temperature"):
+        fit_poincare(edges, 2, temperature=0.0)
+
+
+def test_default_temperature_follows_the_dimension() -> None:
+    assert default_temperature(1) == 1.0
+    assert default_temperature(2) == 1.0
+    assert default_temperature(5) == 0.25
+    assert default_temperature(11) == pytest.approx(0.1)
+
+
+def test_temperature_keeps_points_nearer_the_origin() -> None:
+    # The plain loss (T = 1) keeps pushing points outwards, in 5-d onto the
+    # projection margin on larger hierarchies; the default temperature (1/4 at
+    # dim 5) is satisfied at a smaller radius and ranks at least as well.
+    edges = tree_closure(3, 4)
+
+    def max_radius(emb: dict[str, np.ndarray]) -> float:
+        return max(2.0 * np.arctanh(np.linalg.norm(v)) for v in emb.values())
+
+    plain = fit_poincare(edges, 5, epochs=40, seed=0, temperature=1.0)
+    tempered = fit_poincare(edges, 5, epochs=40, seed=0)
+    assert max_radius(tempered) < 0.8 * max_radius(plain)
+    assert reconstruction_metrics(edges, tempered)[1] >= reconstruction_metrics(edges, plain)[1]
