@@ -37,14 +37,17 @@ Two indexes share one interface (``add`` / ``remove`` / ``search`` / ``len``):
 
 HNSW cannot delete: :meth:`PoincareHNSWIndex.remove` tombstones labels (searches
 skip them through a FAISS selector) and :meth:`PoincareHNSWIndex.rebuild`
-compacts; it runs by itself when over half the labels are tombstones.
+compacts; it runs by itself when over half the labels are tombstones. Both
+indexes take a removed id back with a new point (a new row, and for HNSW a new
+graph node), so moving a point is ``remove`` then ``add``; the flat index also
+compacts its float64 rows once removed ones outnumber live ones.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import faiss
 import numpy as np
@@ -149,17 +152,62 @@ def _ids_array(ids: ArrayLike, n: int | None = None) -> NDArray[np.int64]:
 
 
 class _Store:
-    """Float64 points by label (row), with a label <-> id map and tombstones."""
+    """Float64 points by label (row), with a label <-> id map and tombstones.
+
+    Rows live in buffers that grow by doubling, so adding a few points to a
+    large index costs in proportion to the few: concatenating would copy every
+    stored point on each add. Removing an id leaves its row dead; adding the id
+    again gives it a new row.
+    """
 
     def __init__(self, dim: int, c: float) -> None:
         self.c = c
-        self.points = np.zeros((0, dim), dtype=np.float64)
+        self.n = 0
+        """Rows in use, live and dead."""
+        self._points = np.zeros((0, dim), dtype=np.float64)
         # The conformal factor's inverse square root 1 / (1 - c|x|^2), kept per
         # point so that re-ranking a candidate costs one difference and one dot.
-        self.lam = np.zeros(0, dtype=np.float64)
-        self.label_ids = np.zeros(0, dtype=np.int64)
-        self.alive = np.zeros(0, dtype=bool)
+        self._lam = np.zeros(0, dtype=np.float64)
+        self._label_ids = np.zeros(0, dtype=np.int64)
+        self._alive = np.zeros(0, dtype=bool)
         self.label_of: dict[int, int] = {}
+
+    @property
+    def points(self) -> NDArray[np.float64]:
+        return self._points[: self.n]
+
+    @property
+    def lam(self) -> NDArray[np.float64]:
+        return self._lam[: self.n]
+
+    @property
+    def label_ids(self) -> NDArray[np.int64]:
+        return self._label_ids[: self.n]
+
+    @property
+    def alive(self) -> NDArray[np.bool_]:
+        return self._alive[: self.n]
+
+    @property
+    def dead(self) -> int:
+        """Rows of removed points, reclaimed only by a rebuild."""
+        return self.n - len(self.label_of)
+
+    def _reserve(self, extra: int) -> None:
+        need = self.n + extra
+        if need <= len(self._alive):
+            return
+        cap = max(need, 2 * len(self._alive), 64)
+
+        def grown(arr: NDArray[Any]) -> NDArray[Any]:
+            out = np.zeros((cap, *arr.shape[1:]), dtype=arr.dtype)
+            out[: self.n] = arr[: self.n]
+            return out
+
+        self._points = grown(self._points)
+        self._lam = grown(self._lam)
+        self._label_ids = grown(self._label_ids)
+        self._alive = grown(self._alive)
 
     def add(self, ids: NDArray[np.int64], points: NDArray[np.float64]) -> NDArray[np.int64]:
         clash = [int(i) for i in ids if int(i) in self.label_of]
@@ -168,21 +216,27 @@ class _Store:
                 f"id {clash[0]} is already in the index ({len(clash)} clashing ids); "
                 "remove it first to replace its point"
             )
-        start = len(self.label_ids)
-        labels = np.arange(start, start + len(ids), dtype=np.int64)
-        self.points = np.concatenate([self.points, points])
-        lam = 1.0 / (1.0 - self.c * np.einsum("ij,ij->i", points, points))
-        self.lam = np.concatenate([self.lam, lam])
-        self.label_ids = np.concatenate([self.label_ids, ids])
-        self.alive = np.concatenate([self.alive, np.ones(len(ids), dtype=bool)])
+        self._reserve(len(ids))
+        start, stop = self.n, self.n + len(ids)
+        labels = np.arange(start, stop, dtype=np.int64)
+        self._points[start:stop] = points
+        self._lam[start:stop] = 1.0 / (1.0 - self.c * np.einsum("ij,ij->i", points, points))
+        self._label_ids[start:stop] = ids
+        self._alive[start:stop] = True
+        self.n = stop
         self.label_of.update(zip(ids.tolist(), labels.tolist(), strict=True))
         return labels
 
     def remove(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
         labels = [self.label_of.pop(int(i)) for i in ids if int(i) in self.label_of]
         out = np.asarray(labels, dtype=np.int64)
-        self.alive[out] = False
+        self._alive[out] = False
         return out
+
+    def live(self) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Copies of the ids and points of live rows, in row order."""
+        alive = self.alive
+        return self.label_ids[alive].copy(), self.points[alive].copy()
 
     def allowed_labels(self, allowed: Allowed) -> NDArray[np.bool_] | None:
         """Mask over labels of live points passing ``allowed``; None for all."""
@@ -318,19 +372,35 @@ class PoincareFlatIndex:
                 the ball, or an id already present; nothing is added then.
         """
         pts = _as_points(points, self.dim, self.c, "points")
-        id_arr = _ids_array(ids, len(pts))
-        labels = self._store.add(id_arr, pts)
+        self._insert(_ids_array(ids, len(pts)), pts)
+
+    def _insert(self, ids: NDArray[np.int64], pts: NDArray[np.float64]) -> None:
+        labels = self._store.add(ids, pts)
         hyp = _hyperboloid(pts, self.c)
         if len(hyp):
             self._max_norm = max(self._max_norm, float(np.linalg.norm(hyp, axis=1).max()))
         self._index.add_with_ids(np.ascontiguousarray(hyp, dtype=np.float32), labels)
 
     def remove(self, ids: ArrayLike) -> int:
-        """Remove ids (unknown ids are ignored); returns how many were removed."""
+        """Remove ids (unknown ids are ignored); returns how many were removed.
+
+        A removed id may be added again, with a new point. Once removed rows
+        outnumber live ones the index compacts itself (see :meth:`rebuild`).
+        """
         labels = self._store.remove(_ids_array(ids))
         if len(labels):
             self._index.remove_ids(labels)  # type: ignore[arg-type]
+            if self._store.dead > len(self):
+                self.rebuild()
         return len(labels)
+
+    def rebuild(self) -> None:
+        """Compact the index: drop the rows of removed points, keep ids and points."""
+        ids, pts = self._store.live()
+        self._store = _Store(self.dim, self.c)
+        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim + 1))
+        self._max_norm = 0.0
+        self._insert(ids, pts)
 
     def search(self, queries: ArrayLike, k: int, *, allowed: Allowed = None) -> SearchResult:
         """The ``k`` nearest points of each query, nearest first.
@@ -453,28 +523,39 @@ class PoincareHNSWIndex:
     def add(self, ids: ArrayLike, points: ArrayLike) -> None:
         """Add points under integer ids (which must not be in the index yet)."""
         pts = _as_points(points, self.dim, self.c, "points")
-        id_arr = _ids_array(ids, len(pts))
-        self._store.add(id_arr, pts)
+        self._insert(_ids_array(ids, len(pts)), pts)
+
+    def _insert(self, ids: NDArray[np.int64], pts: NDArray[np.float64]) -> None:
+        self._store.add(ids, pts)
         if self.method == "mips" and self._index.ntotal == 0 and len(pts):
             self._mips_norm = float(np.linalg.norm(_hyperboloid(pts, self.c), axis=1).max())
+        # Graph node numbers are store rows: both count every add from zero.
         self._index.add(self._vectors(pts))
 
     def remove(self, ids: ArrayLike) -> int:
-        """Tombstone ids (unknown ids are ignored); returns how many were removed."""
+        """Tombstone ids (unknown ids are ignored); returns how many were removed.
+
+        A removed id may be added again, with a new point (a new graph node).
+        Once tombstones outnumber live points the graph is rebuilt.
+        """
         removed = len(self._store.remove(_ids_array(ids)))
-        if len(self) * 2 < len(self._store.alive):
+        if self._store.dead > len(self):
             self.rebuild()
         return removed
 
+    @property
+    def tombstones(self) -> int:
+        """Graph nodes of removed points, dropped by the next :meth:`rebuild`."""
+        return self._store.dead
+
     def rebuild(self) -> None:
         """Rebuild the graph from the live points, dropping tombstones."""
-        live = self._store.alive
-        ids, pts = self._store.label_ids[live], self._store.points[live]
+        ids, pts = self._store.live()
         self._store = _Store(self.dim, self.c)
         self._index = self._new_index()
         self._mips_norm = 0.0
         if len(ids):
-            self.add(ids, pts)
+            self._insert(ids, pts)
 
     def _euclidean_ball(
         self, q: NDArray[np.float64], sq_q: NDArray[np.float64], rho: NDArray[np.float64]
@@ -518,7 +599,7 @@ class PoincareHNSWIndex:
         k = _check_k(k)
         q = _as_points(queries, self.dim, self.c, "queries")
         mask = self._store.allowed_labels(allowed)
-        if mask is None and len(self) < len(self._store.alive):
+        if mask is None and self._store.dead:
             mask = self._store.alive
         n_live = len(self) if mask is None else int(mask.sum())
         fetch = min(n_live, self.candidates or max(4 * k, 40))

@@ -160,3 +160,56 @@ def test_bad_input_is_rejected_before_writing(cls: type) -> None:
     with pytest.raises(ValidationError, match="k="):
         index.search(np.zeros((1, 3)), 0)
     assert len(index) == 2
+
+
+@pytest.mark.parametrize("cls", [PoincareFlatIndex, PoincareHNSWIndex])
+def test_removed_ids_can_come_back_with_new_points(cls: type) -> None:
+    dim, n = 6, 3000
+    points = hierarchy_points(n, dim, seed=7)
+    moved = hierarchy_points(n, dim, seed=8)
+    ids = np.arange(n, dtype=np.int64) * 3
+    index = cls(dim)
+    index.add(ids, points)
+    current = points.copy()
+    rng = np.random.default_rng(9)
+    # Many small remove-and-re-add rounds, as an engine moves points one write at a time.
+    for _ in range(40):
+        rows = rng.choice(n, size=100, replace=False)
+        assert index.remove(ids[rows]) == 100
+        index.add(ids[rows], moved[rows])
+        current[rows], moved[rows] = moved[rows], current[rows]
+    assert len(index) == n
+    queries = hierarchy_points(50, dim, seed=10)
+    truth = brute_force(queries, current, ids, 10)
+    found = index.search(queries, 10)
+    if cls is PoincareFlatIndex:
+        assert (found.ids == truth).all()
+    else:
+        assert recall(found.ids, truth) >= 0.95
+    # Each id is returned at its newest point, never at one it left.
+    position = {int(i): j for j, i in enumerate(ids)}
+    cols = np.vectorize(position.__getitem__)(found.ids)
+    np.testing.assert_allclose(
+        found.distances,
+        np.take_along_axis(pairwise_distance(queries, current, c=1.0), cols, axis=1),
+        rtol=1e-9,
+    )
+    # Filters see the new points only: an id allowed by mask is found at its new place.
+    allowed = np.zeros(3 * n, dtype=bool)
+    allowed[ids[rows]] = True
+    res = index.search(current[rows[:5]], 1, allowed=allowed)
+    assert res.ids[:, 0].tolist() == ids[rows[:5]].tolist()
+    # Dead rows are reclaimed: 4000 replacements of 3000 points leave fewer dead rows.
+    assert index._store.dead <= len(index)
+
+
+@pytest.mark.parametrize("cls", [PoincareFlatIndex, PoincareHNSWIndex])
+def test_adding_a_point_does_not_copy_the_stored_points(cls: type) -> None:
+    index = cls(4)
+    index.add(np.arange(100), hierarchy_points(100, 4, seed=11))
+    index.add(np.array([100]), hierarchy_points(1, 4, seed=12))
+    buffer = index._store._points
+    index.add(np.array([101]), hierarchy_points(1, 4, seed=13))
+    assert index._store._points is buffer
+    assert len(index) == 102
+    assert index.search(hierarchy_points(1, 4, seed=13), 1).ids[0, 0] == 101
