@@ -23,9 +23,10 @@ level count.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,8 +41,10 @@ __all__ = [
     "ancestors",
     "build_hierarchy",
     "closure_edges",
+    "extend_hierarchy",
     "norm_of",
     "points",
+    "prune_hierarchy",
     "refine_depths",
 ]
 
@@ -71,11 +74,15 @@ class Hierarchy:
         children: Parent id to the ids of its children (present memories only).
         level: Number of ancestors of each memory (0 for roots).
         norm: Each memory's depth: its point's norm in the ball (0 = centre).
+        unresolved: Ids named as ``parent_id`` by some memory but not present (a
+            superset after :func:`prune_hierarchy`): adding a memory with one of
+            these ids would re-link existing memories.
     """
 
     children: Mapping[str, list[str]]
     level: Mapping[str, int]
     norm: Mapping[str, float]
+    unresolved: frozenset[str] = field(default_factory=frozenset)
 
     def subtree(self, root: str) -> set[str]:
         """``root`` and everything below it."""
@@ -116,15 +123,120 @@ def build_hierarchy(
         if parent is not None:
             children.setdefault(parent, []).append(mid)
     level = {mid: len(ancestors(records, mid)) for mid in records}
-    rho = {
-        mid: RHO_ROOT + RHO_STEP * lvl + (0.0 if mid in children else RHO_LEAF)
-        for mid, lvl in level.items()
-    }
-    norms = norm_of(np.fromiter(rho.values(), dtype=np.float64, count=len(rho)))
-    norm = dict(zip(rho, norms.tolist(), strict=True))
+    norm = {mid: _norm_at(lvl, mid not in children) for mid, lvl in level.items()}
     if refined:
         norm.update({mid: r for mid, r in refined.items() if mid in norm})
-    return Hierarchy(children=children, level=level, norm=norm)
+    unresolved = frozenset(
+        m.parent_id
+        for m in records.values()
+        if m.parent_id is not None and m.parent_id not in records
+    )
+    return Hierarchy(children=children, level=level, norm=norm, unresolved=unresolved)
+
+
+@functools.lru_cache(maxsize=1024)
+def _norm_at(level: int, leaf: bool) -> float:
+    # One computation per (level, leaf), shared by the full and incremental paths,
+    # so that both give bit-identical depths.
+    rho = RHO_ROOT + RHO_STEP * level + (RHO_LEAF if leaf else 0.0)
+    return float(norm_of(np.array([rho]))[0])
+
+
+def _norm(mid: str, level: int, leaf: bool, refined: Mapping[str, float] | None) -> float:
+    if refined and mid in refined:
+        return refined[mid]
+    return _norm_at(level, leaf)
+
+
+def extend_hierarchy(
+    hierarchy: Hierarchy,
+    records: Mapping[str, Memory],
+    added: Sequence[str],
+    refined: Mapping[str, float] | None = None,
+) -> tuple[Hierarchy, set[str]] | None:
+    """The hierarchy after memories ``added`` (already in ``records``) arrived.
+
+    Equal to ``build_hierarchy(records, refined)`` at the cost of the new
+    memories, plus copies of the maps. A new memory sits one level below its
+    parent and is a leaf; its parent stops being one. That holds when no
+    present memory names a new id as its parent, which ``unresolved`` tells.
+
+    Returns:
+        The new hierarchy and the ids whose depth may have changed (the new
+        memories and their parents); None when the shortcut does not apply (a
+        new id re-links existing memories, or names a parent added after it),
+        and the caller should call :func:`build_hierarchy`.
+    """
+    if any(mid in hierarchy.unresolved or mid in hierarchy.level for mid in added):
+        return None
+    children = dict(hierarchy.children)
+    level = dict(hierarchy.level)
+    norm = dict(hierarchy.norm)
+    unresolved = set(hierarchy.unresolved)
+    copied: set[str] = set()
+    touched: set[str] = set()
+    for mid in added:
+        parent = _parent(records, mid)
+        if parent is None:
+            level[mid] = 0
+            named = records[mid].parent_id
+            if named is not None and named != mid:
+                unresolved.add(named)
+        elif parent not in level:
+            return None
+        else:
+            level[mid] = level[parent] + 1
+            if parent not in copied:
+                children[parent] = list(children.get(parent, ()))
+                copied.add(parent)
+            children[parent].append(mid)
+            touched.add(parent)
+        touched.add(mid)
+    for mid in touched:
+        norm[mid] = _norm(mid, level[mid], mid not in children, refined)
+    new = Hierarchy(children=children, level=level, norm=norm, unresolved=frozenset(unresolved))
+    return new, touched
+
+
+def prune_hierarchy(
+    hierarchy: Hierarchy,
+    removed: Sequence[Memory],
+    refined: Mapping[str, float] | None = None,
+) -> tuple[Hierarchy, set[str]] | None:
+    """The hierarchy after leaf memories ``removed`` left.
+
+    Removing a leaf changes no level; its parent becomes a leaf when it was the
+    last child. Removing a memory with children moves its whole subtree, which
+    this shortcut does not follow.
+
+    Returns:
+        The new hierarchy and the ids still present whose depth may have changed;
+        None when a removed memory has children (call :func:`build_hierarchy`).
+    """
+    if any(m.id in hierarchy.children for m in removed):
+        return None
+    children = dict(hierarchy.children)
+    level = dict(hierarchy.level)
+    norm = dict(hierarchy.norm)
+    touched: set[str] = set()
+    for m in removed:
+        if level.pop(m.id, None) is None:
+            continue
+        del norm[m.id]
+        parent = m.parent_id
+        if parent is not None and parent != m.id and parent in level:
+            kids = [c for c in children[parent] if c != m.id]
+            if kids:
+                children[parent] = kids
+            else:
+                del children[parent]
+                touched.add(parent)
+    for mid in touched:
+        norm[mid] = _norm(mid, level[mid], True, refined)
+    # A removed leaf's dangling parent id may stay in ``unresolved``: a superset
+    # only makes extend_hierarchy fall back to a full build more often.
+    new = Hierarchy(children=children, level=level, norm=norm, unresolved=hierarchy.unresolved)
+    return new, touched
 
 
 def points(unit_vectors: FloatMatrix, norms: np.ndarray) -> np.ndarray:
