@@ -73,20 +73,18 @@ class StructureMixin(EngineBase):
         self, view: AgentView, qvec: FloatMatrix, k: int, mask: np.ndarray, record: bool
     ) -> list[Hit]:
         from engramdb.engine.hierarchy import norm_of, points
-        from engramdb.hyperbolic.index import PoincareFlatIndex
 
         if view.index.kind == "lance":
             raise ValidationError(
                 "rank='distance' needs the points in memory; open the store with index='auto'"
             )
-        if view.ball_index is None:
-            labels = np.flatnonzero(view.alive.view).astype(np.int64)
-            index = PoincareFlatIndex(self.embedder.dim)
-            index.add(labels, points(view.vectors(labels), view.depths()[labels]))
-            view.ball_index = index
+        ball = view.ball()
         # A query has no place in the hierarchy: put it where a typical leaf sits.
         query = points(qvec[None, :], norm_of(np.array([1.5])))
-        found = view.ball_index.search(query, k, allowed=mask)  # type: ignore[attr-defined]
+        # The ball index holds exactly the live labels: a mask passing all of them
+        # filters nothing.
+        allowed = None if int(mask.sum()) == len(view) else mask
+        found = ball.search(query, k, allowed)
         hit_labels = [int(x) for x in found.ids[0] if x >= 0]
         dists = found.distances[0][: len(hit_labels)]
         vecs = (

@@ -14,8 +14,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from engramdb._types import BoolArray, FloatMatrix, IntArray
+from engramdb.engine.ball import BallIndex
 from engramdb.engine.filters import Predicate
-from engramdb.engine.hierarchy import Hierarchy, build_hierarchy
+from engramdb.engine.hierarchy import (
+    Hierarchy,
+    build_hierarchy,
+    extend_hierarchy,
+    prune_hierarchy,
+)
 from engramdb.engine.index import FlatIndex, HNSWIndex, IVFIndex, VectorIndex, make_index
 from engramdb.engine.records import Memory, MemoryKind, MemoryStatus
 
@@ -97,8 +103,8 @@ class AgentView:
         """Depths learned by :func:`~engramdb.engine.hierarchy.refine_depths`, by id."""
         self._hierarchy: Hierarchy | None = None
         self._depths: np.ndarray | None = None
-        self.ball_index: object | None = None
-        """Exact Poincaré index over this view's points, built on demand."""
+        self.ball_index: BallIndex | None = None
+        """Poincaré index over this view's points, built on demand (see :meth:`ball`)."""
         self.index: VectorIndex = FlatIndex(dim)
 
     # -- building --------------------------------------------------------------------------
@@ -135,7 +141,6 @@ class AgentView:
         """Add memories (and their unit vectors); an id already present is replaced."""
         if not memories:
             return
-        self._changed()
         replaced = [m.id for m in memories if m.id in self.label_of]
         if replaced:
             self.remove(replaced)
@@ -160,6 +165,9 @@ class AgentView:
         )
         self.index.add(labels, unit_vectors)
         self._maybe_grow_index()
+        if self._hierarchy is not None:
+            added = [m.id for m in memories]
+            self._follow(extend_hierarchy(self._hierarchy, self.records, added, self.refined))
 
     def _maybe_grow_index(self) -> None:
         # "auto" starts exact; past the threshold the agent moves to a graph index once.
@@ -174,18 +182,20 @@ class AgentView:
             self.index.add(labels, vectors)
 
     def remove(self, ids: Sequence[str]) -> None:
-        self._changed()
         labels = []
+        removed = []
         for mid in ids:
             label = self.label_of.pop(mid, None)
             if label is None:
                 continue
-            del self.records[mid]
+            removed.append(self.records.pop(mid))
             self.ids[label] = None
             self.alive.data[label] = False
             labels.append(label)
         if labels:
             self.index.remove(np.asarray(labels, dtype=np.int64))
+            if self._hierarchy is not None:
+                self._follow(prune_hierarchy(self._hierarchy, removed, self.refined), labels)
 
     def set_record(self, memory: Memory) -> None:
         """Replace a record whose vector did not change."""
@@ -212,10 +222,39 @@ class AgentView:
         raise TypeError(f"cannot read vectors back from {type(index).__name__}")
 
     def _changed(self) -> None:
-        # Hierarchy-derived state follows the records; rebuild it on next use.
+        # Hierarchy-derived state follows the records: recompute it on next use.
+        # The ball index stays; ball() moves the points whose depth changed.
         self._hierarchy = None
         self._depths = None
-        self.ball_index = None
+
+    def _follow(self, step: tuple[Hierarchy, set[str]] | None, dead: Sequence[int] = ()) -> None:
+        """Take a hierarchy updated in place of a rebuild, and patch the depths by label."""
+        if step is None:
+            self._changed()
+            return
+        self._hierarchy, touched = step
+        if self._depths is None:
+            return
+        # A new array, not an update in place: callers may hold the old one.
+        depths = np.full(len(self.ids), np.nan)
+        depths[: len(self._depths)] = self._depths
+        depths[list(dead)] = np.nan
+        norm = self._hierarchy.norm
+        for mid in touched:
+            depths[self.label_of[mid]] = norm[mid]
+        self._depths = depths
+
+    def ball(self) -> BallIndex:
+        """The Poincaré index of the live memories, brought up to date.
+
+        Exact while the agent's vector index is exact, HNSW once it is approximate;
+        after a write it moves only the points whose depth changed.
+        """
+        approximate = not self.index.exact
+        if self.ball_index is None or self.ball_index.approximate != approximate:
+            self.ball_index = BallIndex(self.dim, approximate=approximate)
+        self.ball_index.sync(self.alive.view, self.depths(), self.vectors)
+        return self.ball_index
 
     def hierarchy(self) -> Hierarchy:
         if self._hierarchy is None:
