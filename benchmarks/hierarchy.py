@@ -5,6 +5,11 @@ Usage::
     python benchmarks/hierarchy.py CLOSURE.csv [--dims 2 5 10] [--epochs N]
         [--threads 2] [--out benchmarks/results] [--recall-sizes 10000 100000]
         [--recall-dims 16 384] [--queries 1000] [--seed 0] [--skip-recall]
+        [--engine-sizes 10000 100000]
+
+    # only part 3 (an empty --dims skips the training of part 1):
+    python benchmarks/hierarchy.py CLOSURE.csv --dims --skip-recall \
+        --engine-sizes 10000 100000
 
 ``CLOSURE.csv`` is a transitive closure with columns ``id1,id2,weight`` where
 ``id1`` is the hyponym (for example WordNet's mammal closure of Nickel & Kiela).
@@ -30,6 +35,19 @@ are compared at equal recall; the latency ratio is p95(Poincaré HNSW) /
 p95(Euclidean HNSW). The ``mips`` method (augmented
 hyperboloid vectors) is measured at the smallest size for comparison.
 
+Part 3 (``--engine-sizes``, off by default) measures recall by vector end to end
+through :class:`~engramdb.MemoryEngine` (no model: bring-your-own 384-d vectors
+from ``common.synthetic_vectors``, clustered like sentence embeddings). The peer
+is a Euclidean store with ``index="hnsw"`` and plain ``recall(vector, k=10)``;
+against it, a Poincaré store of the same vectors under a seeded random forest of
+parent links (5-10 children each) with ``index="hnsw"`` and
+``recall(vector, k=10, rank="distance")``. That store reopened with
+``index="flat"`` gives the exact answers for its recall@10 (the peer's is
+against exact inner-product search). Reported: p50/p95/p99 per query (one
+query thread, ``record_access=False``, warm-up excluded), the p95 ratio
+Poincaré/Euclidean, recall@10, ingest time, the first recall (which builds the
+Poincaré index), and recall right after each of a few writes (which updates it).
+
 Each run writes one JSON record and one Markdown table to ``--out``.
 """
 
@@ -43,6 +61,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,6 +74,9 @@ from numpy.typing import NDArray
 
 from engramdb.hyperbolic import expmap0, fit_euclidean, fit_poincare, reconstruction_metrics
 from engramdb.hyperbolic.index import PoincareFlatIndex, PoincareHNSWIndex
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common, the shared helpers
+import common
 
 K = 10
 WARMUP_QUERIES = 50
@@ -196,6 +218,220 @@ def recall_benchmark(n: int, dim: int, n_queries: int, seed: int, mips: bool) ->
     return out
 
 
+# -- part 3: end to end through the engine ----------------------------------------------
+
+ENGINE_AGENT = "bench"
+ENGINE_BATCH = 1000
+ENGINE_WRITES = 20
+"""Writes (a child under a random memory) followed by a recall, timed after ingest."""
+
+
+def tree_parents(n: int, seed: int, branching: tuple[int, int] = (5, 10)) -> NDArray[np.int64]:
+    """Parent row of each of ``n`` memories (-1 for a root) in a seeded random forest.
+
+    Breadth first from ``max(1, n // 10000)`` roots, each memory taking 5 to 10
+    children until ``n`` are placed, so parents precede children and depth
+    grows with ``log n`` (levels 0-5 at 100k, most memories leaves).
+    """
+    rng = np.random.default_rng([seed, 53])
+    roots = max(1, n // 10_000)
+    parent = np.full(n, -1, dtype=np.int64)
+    nxt, node = roots, 0
+    while nxt < n:
+        take = min(int(rng.integers(branching[0], branching[1] + 1)), n - nxt)
+        parent[nxt : nxt + take] = node
+        nxt, node = nxt + take, node + 1
+    return parent
+
+
+def _ingest(
+    engine: Any, vectors: NDArray[np.float32], parent: NDArray[np.int64] | None
+) -> list[str]:
+    """Bring-your-own-vector ``add_many`` in batches; each batch's parents already stored."""
+    engine.count(agent=ENGINE_AGENT)  # load the view: parents are then looked up in memory
+    ids: list[str] = []
+    while len(ids) < len(vectors):
+        start = len(ids)
+        stop = min(start + ENGINE_BATCH, len(vectors))
+        if parent is not None:  # stop the batch at the first child of an unstored parent
+            late = np.flatnonzero(parent[start:stop] >= start)
+            stop = start + int(late[0]) if len(late) else stop
+        items = [
+            {"text": f"memory {i}", "vector": vectors[i]}
+            | ({"parent": ids[parent[i]]} if parent is not None and parent[i] >= 0 else {})
+            for i in range(start, stop)
+        ]
+        ids += [m.id for m in engine.add_many(items, agent=ENGINE_AGENT)]
+    return ids
+
+
+def _engine_queries(
+    engine: Any,
+    queries: NDArray[np.float32],
+    row_of: dict[str, int],
+    **recall: Any,
+) -> tuple[dict[str, float], list[list[int]]]:
+    """Latency of single-query recall by vector (warm-up first) and the rows found."""
+    found: list[list[int]] = [[] for _ in range(len(queries) - WARMUP_QUERIES)]
+
+    def search(i: int) -> None:
+        hits = engine.recall(queries[i], agent=ENGINE_AGENT, k=K, record_access=False, **recall)
+        if i >= WARMUP_QUERIES:
+            found[i - WARMUP_QUERIES] = [row_of[h.memory.id] for h in hits]
+
+    samples = common.timed(
+        search, range(WARMUP_QUERIES, len(queries)), warmup=range(WARMUP_QUERIES)
+    )
+    return common.percentiles(samples), found
+
+
+def _writes(
+    engine: Any,
+    queries: NDArray[np.float32],
+    ids: list[str],
+    row_of: dict[str, int],
+    rng: np.random.Generator,
+    **recall: Any,
+) -> dict[str, Any]:
+    """Add a memory (under a random one when ``rank`` is given) then recall; time both."""
+    adds, recalls = [], []
+    for j in range(ENGINE_WRITES):
+        item: dict[str, Any] = {"text": f"write {j}", "vector": queries[j]}
+        if recall.get("rank") == "distance":
+            item["parent"] = ids[int(rng.integers(len(ids)))]
+        t0 = time.perf_counter()
+        (memory,) = engine.add_many([item], agent=ENGINE_AGENT)
+        t1 = time.perf_counter()
+        engine.recall(queries[-1 - j], agent=ENGINE_AGENT, k=K, record_access=False, **recall)
+        t2 = time.perf_counter()
+        row_of[memory.id] = len(row_of)
+        adds.append(t1 - t0)
+        recalls.append(t2 - t1)
+    return {"add": common.percentiles(adds), "recall_after_add": common.percentiles(recalls)}
+
+
+def engine_benchmark(n: int, n_queries: int, seed: int, work: Path) -> dict[str, Any]:
+    """Recall by vector through ``MemoryEngine``: Euclidean HNSW vs Poincaré rank='distance'.
+
+    Both stores hold the same ``n`` clustered 384-d vectors (``common.synthetic_vectors``);
+    the Poincaré one also a random forest of parent links (:func:`tree_parents`). Both
+    use ``index="hnsw"``; the Poincaré store is then reopened with ``index="flat"``,
+    whose ``rank="distance"`` answers are exact, for its recall@10. ``ENGINE_WRITES``
+    writes (each followed by one recall) run before the timed queries, so the
+    Poincaré figures are those of an index updated in place, as in use.
+    """
+    from engramdb import MemoryEngine
+    from engramdb.config import Settings
+
+    base = common.synthetic_vectors(n, seed=seed, stream=0)
+    queries = common.synthetic_vectors(n_queries + WARMUP_QUERIES, seed=seed, stream=1)
+    parent = tree_parents(n, seed)
+    settings = Settings(threads=1)
+    rng = np.random.default_rng([seed, 59])
+    out: dict[str, Any] = {"n": n, "dim": base.shape[1], "queries": n_queries}
+    levels = np.zeros(n, dtype=np.int64)
+    for i in np.flatnonzero(parent >= 0):  # parents precede children
+        levels[i] = levels[parent[i]] + 1
+    out["tree"] = {
+        "roots": int((parent < 0).sum()),
+        "max_level": int(levels.max()),
+        "leaves": int(n - len(np.unique(parent[parent >= 0]))),
+    }
+
+    def store(name: str, space: str, index: str) -> Any:
+        return MemoryEngine.open(
+            work / f"{name}-{n}",
+            embedder=f"hashing-{base.shape[1]}",
+            space=space,
+            index=index,
+            settings=settings,
+        )
+
+    runs: dict[str, tuple[str, str, NDArray[np.int64] | None, dict[str, Any]]] = {
+        "euclidean_hnsw": ("euclidean", "hnsw", None, {}),
+        "poincare_hnsw": ("poincare", "hnsw", parent, {"rank": "distance"}),
+    }
+    found: dict[str, list[list[int]]] = {}
+    rows: dict[str, dict[str, int]] = {}
+    for key, (space, index, links, recall) in runs.items():
+        engine = store(key, space, index)
+        t0 = time.perf_counter()
+        ids = _ingest(engine, base, links)
+        ingest_s = time.perf_counter() - t0
+        row_of = rows[key] = {mid: i for i, mid in enumerate(ids)}
+        t0 = time.perf_counter()
+        engine.recall(queries[0], agent=ENGINE_AGENT, k=K, record_access=False, **recall)
+        first_s = time.perf_counter() - t0
+        writes = _writes(engine, queries, ids, row_of, rng, **recall)
+        lat, found[key] = _engine_queries(engine, queries, row_of, **recall)
+        res: dict[str, Any] = {
+            "ingest_s": ingest_s,
+            "first_recall_s": first_s,
+            "writes": writes,
+            **lat,
+        }
+        ball = engine._view(ENGINE_AGENT).ball_index
+        if ball is not None:  # the Poincaré index: built once, then updated in place
+            res["ball_index"] = {
+                "builds": ball.builds,
+                "moved": ball.moved,
+                "approximate": ball.approximate,
+            }
+        engine.close()
+        out[key] = res
+    # Exact answers: inner product for the Euclidean store (the written memories
+    # are the first queries), the flat Poincaré index for the Poincaré one.
+    everything = np.concatenate([base, queries[:ENGINE_WRITES]])
+    truth = common.exact_topk(everything, queries[WARMUP_QUERIES:], K)
+    out["euclidean_hnsw"]["recall_at_10"] = common.recall_at_k(found["euclidean_hnsw"], truth, K)
+    engine = store("poincare_hnsw", "poincare", "flat")
+    lat, exact = _engine_queries(engine, queries, rows["poincare_hnsw"], rank="distance")
+    engine.close()
+    out["poincare_flat"] = lat
+    out["poincare_hnsw"]["recall_at_10"] = common.recall_at_k(
+        found["poincare_hnsw"], np.asarray(exact), K
+    )
+    out["p95_ratio"] = out["poincare_hnsw"]["p95"] / out["euclidean_hnsw"]["p95"]
+    out["p50_ratio"] = out["poincare_hnsw"]["p50"] / out["euclidean_hnsw"]["p50"]
+    return out
+
+
+def engine_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The engine section's table: latency per query, recall@10, the p95 ratio."""
+    lines = [
+        "",
+        "End to end through `MemoryEngine.recall(vector, k=10)` (record_access=False), "
+        "one query thread:",
+        "",
+        "| n | store, recall | recall@10 | p50 ms | p95 ms | p99 ms | ingest s | "
+        f"first recall s | recall after a write, p50 ms ({ENGINE_WRITES} writes) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for res in rows:
+        for key, label in (
+            ("euclidean_hnsw", "Euclidean, index='hnsw'"),
+            ("poincare_hnsw", "Poincaré, index='hnsw', rank='distance'"),
+            ("poincare_flat", "Poincaré, index='flat', rank='distance' (exact)"),
+        ):
+            r = res[key]
+            rec = f"{r['recall_at_10']:.4f}" if "recall_at_10" in r else "1 (reference)"
+            writes = r.get("writes", {}).get("recall_after_add", {}).get("p50")
+            build = (
+                f"{r['ingest_s']:.1f} | {r['first_recall_s']:.2f} | {writes:.2f}"
+                if "ingest_s" in r
+                else "- | - | -"
+            )
+            lines.append(
+                f"| {res['n']} | {label} | {rec} | {r['p50']:.3f} | {r['p95']:.3f} | "
+                f"{r['p99']:.3f} | {build} |"
+            )
+        lines.append(
+            f"| {res['n']} | ratio Poincaré HNSW / Euclidean HNSW (p50, p95) | | "
+            f"{res['p50_ratio']:.1f} | {res['p95_ratio']:.1f} | | | | |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def reconstruction_benchmark(
     edges: list[tuple[str, str]], dims: Sequence[int], epochs: int | None, seed: int
 ) -> list[dict[str, Any]]:
@@ -288,6 +524,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-recall", action="store_true")
+    parser.add_argument(
+        "--engine-sizes",
+        type=int,
+        nargs="*",
+        default=[],
+        help="part 3, end to end through the engine, at these sizes (default: off)",
+    )
     return parser.parse_args(argv)
 
 
@@ -320,6 +563,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "recall_sizes": [] if args.skip_recall else args.recall_sizes,
             "recall_dims": args.recall_dims,
             "queries": args.queries,
+            "engine_sizes": args.engine_sizes,
             "k": K,
             "warmup_queries": WARMUP_QUERIES,
         },
@@ -337,11 +581,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 res = recall_benchmark(n, dim, args.queries, args.seed, n == smallest)
                 print(json.dumps(res), flush=True)
                 record["recall"].append(res)
+    record["engine"] = []
+    if args.engine_sizes:
+        record["machine_load"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+        with tempfile.TemporaryDirectory(prefix="engramdb-hierarchy-") as work:
+            for n in args.engine_sizes:
+                res = engine_benchmark(n, args.queries, args.seed, Path(work))
+                print(json.dumps(res), flush=True)
+                record["engine"].append(res)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = record["timestamp"].replace(":", "").replace("+0000", "Z")
+    table = markdown(record) + (engine_markdown(record["engine"]) if record["engine"] else "")
     (args.out / f"hierarchy-{stamp}.json").write_text(json.dumps(record, indent=2) + "\n")
-    (args.out / f"hierarchy-{stamp}.md").write_text(markdown(record))
-    print(markdown(record))
+    (args.out / f"hierarchy-{stamp}.md").write_text(table)
+    print(table)
     return record
 
 

@@ -47,6 +47,7 @@ def test_hierarchy_benchmark_smoke(closure_csv: Path, tmp_path: Path) -> None:
             "--recall-sizes", "2500",
             "--recall-dims", "4",
             "--queries", "60",
+            "--engine-sizes", "400",
         ]
     )  # fmt: skip
     files = sorted(p.suffix for p in out.iterdir())
@@ -71,4 +72,21 @@ def test_hierarchy_benchmark_smoke(closure_csv: Path, tmp_path: Path) -> None:
     assert 0.0 <= res["poincare_hnsw_conformal"]["recall_at_10"] <= 1.0
     assert {"p50_ms", "p95_ms", "p99_ms"} <= set(res["euclidean_hnsw"])
     assert res["p95_ratio"] > 0
-    assert "| poincare | 2 |" in next(out.glob("*.md")).read_text()
+    table = next(out.glob("*.md")).read_text()
+    assert "| poincare | 2 |" in table
+    (eng,) = saved["engine"]
+    assert eng["n"] == 400 and eng["tree"]["max_level"] >= 2
+    for key in ("euclidean_hnsw", "poincare_hnsw", "poincare_flat"):
+        assert 0 < eng[key]["p50"] <= eng[key]["p99"]
+        assert eng[key]["n"] == 60
+    # At this size the Poincaré graph index scans, so it must agree with exact search.
+    assert eng["poincare_hnsw"]["recall_at_10"] == 1.0
+    assert eng["euclidean_hnsw"]["recall_at_10"] >= 0.9
+    assert eng["poincare_hnsw"]["ball_index"] == {
+        "builds": 1,
+        "moved": eng["poincare_hnsw"]["ball_index"]["moved"],
+        "approximate": True,
+    }
+    assert eng["poincare_hnsw"]["ball_index"]["moved"] > 0
+    assert eng["p95_ratio"] > 0
+    assert "rank='distance'" in table
