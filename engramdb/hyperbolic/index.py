@@ -454,7 +454,8 @@ class PoincareHNSWIndex:
         m: HNSW graph degree.
         ef_construction: HNSW build beam width.
         ef_search: HNSW search beam width (raised to the candidate count).
-        candidates: Candidates fetched per pass; ``None`` means ``max(4k, 40)``.
+        candidates: Candidates fetched per pass (at least ``k``); ``None`` means
+            ``max(4k, 40)``.
         method: ``"conformal"`` (two-pass search on ball coordinates) or
             ``"mips"`` (augmented hyperboloid vectors, for comparison).
         max_passes: Most graph searches per query for ``"conformal"``. Each pass
@@ -602,7 +603,8 @@ class PoincareHNSWIndex:
         if mask is None and self._store.dead:
             mask = self._store.alive
         n_live = len(self) if mask is None else int(mask.sum())
-        fetch = min(n_live, self.candidates or max(4 * k, 40))
+        # Fewer candidates than k would leave slots empty however the passes go.
+        fetch = min(n_live, max(self.candidates, k) if self.candidates else max(4 * k, 40))
         # Graph search under a selective filter wanders; a scan is cheaper there.
         if n_live <= max(8 * fetch, 2048) or len(q) == 0:
             return self._store.scan(q, k, mask, self.c)

@@ -213,3 +213,12 @@ def test_adding_a_point_does_not_copy_the_stored_points(cls: type) -> None:
     assert index._store._points is buffer
     assert len(index) == 102
     assert index.search(hierarchy_points(1, 4, seed=13), 1).ids[0, 0] == 101
+
+
+def test_hnsw_fills_k_slots_with_fewer_candidates_than_k() -> None:
+    points = hierarchy_points(3000, 4, seed=14)
+    index = PoincareHNSWIndex(4, candidates=20)
+    index.add(np.arange(3000), points)
+    res = index.search(points[:3], 300)
+    assert (res.ids >= 0).all()
+    assert all(len(set(row.tolist())) == 300 for row in res.ids)
