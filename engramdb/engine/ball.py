@@ -65,6 +65,8 @@ class BallIndex:
         self._depths: Float64Array = np.zeros(0, dtype=np.float64)
         self.builds = 0
         self.moved = 0
+        self.generation = -1
+        """The view's generation this index was last synced at (see AgentView.ball)."""
 
     def _new_index(self) -> PoincareFlatIndex | PoincareHNSWIndex:
         if self.approximate:

@@ -70,6 +70,9 @@ def norm_of(rho: float | np.ndarray, c: float = CURVATURE) -> np.ndarray:
 class Hierarchy:
     """Parent links of one agent, resolved.
 
+    The engine keeps one per agent and updates its maps in place as memories
+    come and go (:func:`extend_hierarchy`, :func:`prune_hierarchy`).
+
     Attributes:
         children: Parent id to the ids of its children (present memories only).
         level: Number of ancestors of each memory (0 for roots).
@@ -79,10 +82,10 @@ class Hierarchy:
             these ids would re-link existing memories.
     """
 
-    children: Mapping[str, list[str]]
-    level: Mapping[str, int]
-    norm: Mapping[str, float]
-    unresolved: frozenset[str] = field(default_factory=frozenset)
+    children: dict[str, list[str]]
+    level: dict[str, int]
+    norm: dict[str, float]
+    unresolved: set[str] = field(default_factory=set)
 
     def subtree(self, root: str) -> set[str]:
         """``root`` and everything below it."""
@@ -126,11 +129,11 @@ def build_hierarchy(
     norm = {mid: _norm_at(lvl, mid not in children) for mid, lvl in level.items()}
     if refined:
         norm.update({mid: r for mid, r in refined.items() if mid in norm})
-    unresolved = frozenset(
+    unresolved = {
         m.parent_id
         for m in records.values()
         if m.parent_id is not None and m.parent_id not in records
-    )
+    }
     return Hierarchy(children=children, level=level, norm=norm, unresolved=unresolved)
 
 
@@ -153,27 +156,29 @@ def extend_hierarchy(
     records: Mapping[str, Memory],
     added: Sequence[str],
     refined: Mapping[str, float] | None = None,
-) -> tuple[Hierarchy, set[str]] | None:
-    """The hierarchy after memories ``added`` (already in ``records``) arrived.
+) -> set[str] | None:
+    """Update ``hierarchy`` in place for memories ``added`` (already in ``records``).
 
-    Equal to ``build_hierarchy(records, refined)`` at the cost of the new
-    memories, plus copies of the maps. A new memory sits one level below its
+    Afterwards it equals ``build_hierarchy(records, refined)``, at a cost in
+    proportion to the new memories. A new memory sits one level below its
     parent and is a leaf; its parent stops being one. That holds when no
     present memory names a new id as its parent, which ``unresolved`` tells.
 
     Returns:
-        The new hierarchy and the ids whose depth may have changed (the new
-        memories and their parents); None when the shortcut does not apply (a
-        new id re-links existing memories, or names a parent added after it),
-        and the caller should call :func:`build_hierarchy`.
+        The ids whose depth may have changed (the new memories and their
+        parents); None, leaving ``hierarchy`` as it was, when the shortcut does
+        not apply (a new id re-links existing memories, or names as parent a
+        memory added after it): call :func:`build_hierarchy` then.
     """
-    if any(mid in hierarchy.unresolved or mid in hierarchy.level for mid in added):
-        return None
-    children = dict(hierarchy.children)
-    level = dict(hierarchy.level)
-    norm = dict(hierarchy.norm)
-    unresolved = set(hierarchy.unresolved)
-    copied: set[str] = set()
+    level = hierarchy.level
+    earlier: set[str] = set()
+    for mid in added:
+        if mid in hierarchy.unresolved or mid in level:
+            return None
+        parent = _parent(records, mid)
+        if parent is not None and parent not in level and parent not in earlier:
+            return None
+        earlier.add(mid)
     touched: set[str] = set()
     for mid in added:
         parent = _parent(records, mid)
@@ -181,62 +186,52 @@ def extend_hierarchy(
             level[mid] = 0
             named = records[mid].parent_id
             if named is not None and named != mid:
-                unresolved.add(named)
-        elif parent not in level:
-            return None
+                hierarchy.unresolved.add(named)
         else:
             level[mid] = level[parent] + 1
-            if parent not in copied:
-                children[parent] = list(children.get(parent, ()))
-                copied.add(parent)
-            children[parent].append(mid)
+            hierarchy.children.setdefault(parent, []).append(mid)
             touched.add(parent)
         touched.add(mid)
     for mid in touched:
-        norm[mid] = _norm(mid, level[mid], mid not in children, refined)
-    new = Hierarchy(children=children, level=level, norm=norm, unresolved=frozenset(unresolved))
-    return new, touched
+        hierarchy.norm[mid] = _norm(mid, level[mid], mid not in hierarchy.children, refined)
+    return touched
 
 
 def prune_hierarchy(
     hierarchy: Hierarchy,
     removed: Sequence[Memory],
     refined: Mapping[str, float] | None = None,
-) -> tuple[Hierarchy, set[str]] | None:
-    """The hierarchy after leaf memories ``removed`` left.
+) -> set[str] | None:
+    """Update ``hierarchy`` in place for leaf memories ``removed`` (gone from the records).
 
     Removing a leaf changes no level; its parent becomes a leaf when it was the
     last child. Removing a memory with children moves its whole subtree, which
     this shortcut does not follow.
 
     Returns:
-        The new hierarchy and the ids still present whose depth may have changed;
-        None when a removed memory has children (call :func:`build_hierarchy`).
+        The ids still present whose depth may have changed; None, leaving
+        ``hierarchy`` as it was, when a removed memory has children (call
+        :func:`build_hierarchy` then).
     """
-    if any(m.id in hierarchy.children for m in removed):
+    children, level = hierarchy.children, hierarchy.level
+    if any(m.id in children for m in removed):
         return None
-    children = dict(hierarchy.children)
-    level = dict(hierarchy.level)
-    norm = dict(hierarchy.norm)
     touched: set[str] = set()
     for m in removed:
         if level.pop(m.id, None) is None:
             continue
-        del norm[m.id]
+        del hierarchy.norm[m.id]
         parent = m.parent_id
         if parent is not None and parent != m.id and parent in level:
-            kids = [c for c in children[parent] if c != m.id]
-            if kids:
-                children[parent] = kids
-            else:
+            children[parent].remove(m.id)
+            if not children[parent]:
                 del children[parent]
                 touched.add(parent)
     for mid in touched:
-        norm[mid] = _norm(mid, level[mid], True, refined)
+        hierarchy.norm[mid] = _norm(mid, level[mid], True, refined)
     # A removed leaf's dangling parent id may stay in ``unresolved``: a superset
     # only makes extend_hierarchy fall back to a full build more often.
-    new = Hierarchy(children=children, level=level, norm=norm, unresolved=hierarchy.unresolved)
-    return new, touched
+    return touched
 
 
 def points(unit_vectors: FloatMatrix, norms: np.ndarray) -> np.ndarray:

@@ -103,6 +103,8 @@ class AgentView:
         """Depths learned by :func:`~engramdb.engine.hierarchy.refine_depths`, by id."""
         self._hierarchy: Hierarchy | None = None
         self._depths: np.ndarray | None = None
+        self.generation = 0
+        """Counts changes to the live memories or their depths (the ball index syncs on it)."""
         self.ball_index: BallIndex | None = None
         """Poincaré index over this view's points, built on demand (see :meth:`ball`)."""
         self.index: VectorIndex = FlatIndex(dim)
@@ -165,6 +167,7 @@ class AgentView:
         )
         self.index.add(labels, unit_vectors)
         self._maybe_grow_index()
+        self.generation += 1
         if self._hierarchy is not None:
             added = [m.id for m in memories]
             self._follow(extend_hierarchy(self._hierarchy, self.records, added, self.refined))
@@ -194,6 +197,7 @@ class AgentView:
             labels.append(label)
         if labels:
             self.index.remove(np.asarray(labels, dtype=np.int64))
+            self.generation += 1
             if self._hierarchy is not None:
                 self._follow(prune_hierarchy(self._hierarchy, removed, self.refined), labels)
 
@@ -224,15 +228,19 @@ class AgentView:
     def _changed(self) -> None:
         # Hierarchy-derived state follows the records: recompute it on next use.
         # The ball index stays; ball() moves the points whose depth changed.
+        self.generation += 1
         self._hierarchy = None
         self._depths = None
 
-    def _follow(self, step: tuple[Hierarchy, set[str]] | None, dead: Sequence[int] = ()) -> None:
-        """Take a hierarchy updated in place of a rebuild, and patch the depths by label."""
-        if step is None:
+    def _follow(self, touched: set[str] | None, dead: Sequence[int] = ()) -> None:
+        """Patch the depths by label after the hierarchy was updated in place.
+
+        ``touched`` are the ids whose depth may have changed, None when the
+        hierarchy could not follow the write and must be rebuilt.
+        """
+        if touched is None:
             self._changed()
             return
-        self._hierarchy, touched = step
         if self._depths is None:
             return
         # A new array, not an update in place: callers may hold the old one.
@@ -253,7 +261,9 @@ class AgentView:
         approximate = not self.index.exact
         if self.ball_index is None or self.ball_index.approximate != approximate:
             self.ball_index = BallIndex(self.dim, approximate=approximate)
-        self.ball_index.sync(self.alive.view, self.depths(), self.vectors)
+        if self.ball_index.generation != self.generation:
+            self.ball_index.sync(self.alive.view, self.depths(), self.vectors)
+            self.ball_index.generation = self.generation
         return self.ball_index
 
     def hierarchy(self) -> Hierarchy:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,10 +42,27 @@ def same(incremental: Hierarchy, full: Hierarchy) -> None:
     assert incremental.unresolved >= full.unresolved
 
 
-def only_touched_moved(before: Hierarchy, after: Hierarchy, touched: set[str]) -> None:
+def snapshot(h: Hierarchy) -> tuple:
+    return ({p: list(c) for p, c in h.children.items()}, dict(h.level), dict(h.norm))
+
+
+def only_touched_moved(before: dict[str, float], after: Hierarchy, touched: set[str]) -> None:
     # The engine patches depths of the touched ids only: no other may move.
-    moved = {m for m in before.norm if m in after.norm and before.norm[m] != after.norm[m]}
+    moved = {m for m in before if m in after.norm and before[m] != after.norm[m]}
     assert moved <= touched
+
+
+def follow(
+    hierarchy: Hierarchy, update: Callable[[], set[str] | None], rebuild: Callable[[], Hierarchy]
+) -> tuple[Hierarchy, set[str] | None]:
+    """Apply an in-place update; on refusal it must have changed nothing."""
+    before = snapshot(hierarchy)
+    touched = update()
+    if touched is None:
+        assert snapshot(hierarchy) == before
+        return rebuild(), None
+    only_touched_moved(before[2], hierarchy, touched)
+    return hierarchy, touched
 
 
 @settings(max_examples=150, deadline=None)
@@ -75,22 +94,21 @@ def test_incremental_updates_equal_a_rebuild(ops: list[tuple[str, int, int]], re
             chosen = {ids[(pick + i * 7) % len(ids)] for i in range(size)}
             removed = [records.pop(mid) for mid in chosen]
             gone.update({m.id: m for m in removed})
-            step = prune_hierarchy(hierarchy, removed, refined)
-            if step is None:
-                hierarchy = build_hierarchy(records, refined)
-            else:
-                only_touched_moved(hierarchy, step[0], step[1])
-                hierarchy = step[0]
+            hierarchy, _ = follow(
+                hierarchy,
+                lambda h=hierarchy, r=removed: prune_hierarchy(h, r, refined),
+                lambda: build_hierarchy(records, refined),
+            )
             same(hierarchy, build_hierarchy(records, refined))
             continue
         for m in new:
             records[m.id] = m
-        ext = extend_hierarchy(hierarchy, records, [m.id for m in new], refined)
-        if ext is None:
-            hierarchy = build_hierarchy(records, refined)
-        else:
-            only_touched_moved(hierarchy, *ext)
-            hierarchy, touched = ext
+        hierarchy, touched = follow(
+            hierarchy,
+            lambda h=hierarchy, n=new: extend_hierarchy(h, records, [m.id for m in n], refined),
+            lambda: build_hierarchy(records, refined),
+        )
+        if touched is not None:
             # Only the new memories and their parents may have moved.
             parents = {m.parent_id for m in new if m.parent_id in records}
             assert touched <= {m.id for m in new} | parents
@@ -103,18 +121,13 @@ def test_shortcuts_report_what_moved() -> None:
     assert hierarchy.norm["a"] > hierarchy.norm["r"]
     leaf_depth = hierarchy.norm["a"]
     records["b"] = memory("b", "a")
-    ext = extend_hierarchy(hierarchy, records, ["b"])
-    assert ext is not None
-    grown, touched = ext
-    assert touched == {"a", "b"}
-    assert grown.norm["a"] < leaf_depth  # a leaf that gains a child moves inwards
-    assert grown.level["b"] == 2
-    pruned = prune_hierarchy(grown, [records.pop("b")])
-    assert pruned is not None
-    assert pruned[1] == {"a"}
-    assert pruned[0].norm["a"] == leaf_depth
+    assert extend_hierarchy(hierarchy, records, ["b"]) == {"a", "b"}
+    assert hierarchy.norm["a"] < leaf_depth  # a leaf that gains a child moves inwards
+    assert hierarchy.level["b"] == 2
+    assert prune_hierarchy(hierarchy, [records.pop("b")]) == {"a"}
+    assert hierarchy.norm["a"] == leaf_depth
     # Removing a memory with children moves its subtree: the shortcut declines.
-    assert prune_hierarchy(pruned[0], [records["r"]]) is None
+    assert prune_hierarchy(hierarchy, [records["r"]]) is None
     # A new memory named as the parent of an existing one re-links it: declines too.
     orphan = {"x": memory("x", "ghost")}
     built = build_hierarchy(orphan)

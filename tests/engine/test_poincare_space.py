@@ -123,3 +123,21 @@ def test_euclidean_space_refuses_ball_only_options(engine: MemoryEngine, store_p
     engine.close()
     with pytest.raises(ValidationError, match="euclidean"):
         MemoryEngine.open(store_path, embedder="hashing", space="poincare")
+
+
+def test_distance_rank_follows_refined_depths(tree) -> None:
+    eng, ids = tree
+    eng.recall("knee pain", agent="a", k=5, rank="distance", record_access=False)
+    view = eng._view("a")
+    ball = view.ball_index
+    depths = eng.refine_hierarchy(agent="a", dim=3, epochs=30)
+    eng.recall("knee pain", agent="a", k=5, rank="distance", record_access=False)
+    assert view.ball_index is ball
+    from engramdb.engine.hierarchy import points
+
+    for mid in (ids["health and fitness"], ids["marathon training plan detail"]):
+        label = view.label_of[mid]
+        point = points(view.vectors(np.array([label])), np.array([depths[mid]]))
+        found = ball.index.search(point, 1)
+        assert found.ids[0, 0] == label
+        assert found.distances[0, 0] == pytest.approx(0.0, abs=1e-6)
