@@ -238,7 +238,7 @@ class AgentView:
         ``touched`` are the ids whose depth may have changed, None when the
         hierarchy could not follow the write and must be rebuilt.
         """
-        if touched is None:
+        if touched is None or self._hierarchy is None:
             self._changed()
             return
         if self._depths is None:
