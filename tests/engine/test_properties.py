@@ -51,9 +51,7 @@ def test_any_sequence_survives_reopen(ops: list[tuple], query: str) -> None:
                 elif o[0] == "recall":
                     eng.recall(o[2], agent=o[1], k=3)
             before = {a: eng.list(agent=a, limit=None) for a in ("a", "b")}
-            recall = {
-                a: eng.recall(query, agent=a, k=5, record_access=False) for a in ("a", "b")
-            }
+            recall = {a: eng.recall(query, agent=a, k=5, record_access=False) for a in ("a", "b")}
         assert sorted(m.id for ms in before.values() for m in ms) == sorted(m for m, _ in live)
         with MemoryEngine.open(root, embedder="hashing") as eng:
             assert {a: eng.list(agent=a, limit=None) for a in ("a", "b")} == before
