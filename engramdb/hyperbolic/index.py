@@ -28,6 +28,15 @@ Two indexes share one interface (``add`` / ``remove`` / ``search`` / ``len``):
   own Euclidean recall. The graph is built on well-conditioned vectors (the ball
   is conformal: locally its metric is Euclidean up to scale).
 
+  A pass is needed only while the hits do not yet cover the hyperbolic ball
+  through the k-th best point, so the first pass need not start from ``q``:
+  the index keeps a running estimate of ``rho_k`` for queries of similar norm
+  (and the same ``k``) and starts from ``a`` of that estimate. When the estimate
+  is good, as it is for a stream of queries of one kind, one pass covers the
+  ball and the second is skipped; when it is not, the next pass re-centres as
+  before. The estimate only chooses where to look first: the stopping test is
+  the same, so it changes the cost of a query, not what it may return.
+
   The method suggested by the MIPS literature (Bachrach et al., 2014), an L2
   graph over hyperboloid vectors augmented with ``sqrt(M^2 - |y|^2)``, is kept as
   ``method="mips"`` for comparison: it is exact in principle but the graph is
@@ -45,6 +54,7 @@ compacts its float64 rows once removed ones outnumber live ones.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import faiss
@@ -65,6 +75,13 @@ from engramdb.hyperbolic.points import (
 )
 
 __all__ = ["Allowed", "PoincareFlatIndex", "PoincareHNSWIndex", "SearchResult"]
+
+# The running estimate of the k-th distance is kept per bucket of sqrt(c)|q|
+# (and per k): queries at one depth have similar k-th distances, queries at
+# different depths do not.
+_HINT_BUCKETS = 64
+# Weight of the newest query in the running estimate.
+_HINT_WEIGHT = 0.2
 
 # Unit roundoff of float32, for the flat index's error bound.
 _U32 = 2.0**-24
@@ -237,6 +254,11 @@ class PoincareHNSWIndex:
         self._store = PointStore(dim, self.c)
         self._mips_norm = 0.0
         self._index = self._new_index()
+        # Running estimate of the k-th distance by (k, norm bucket); see the
+        # module docstring. NaN where no unfiltered query has set it yet.
+        self._hints: dict[int, NDArray[np.float64]] = {}
+        self.graph_searches = 0
+        """Graph searches run so far, one per query per pass (a statistic)."""
 
     def __len__(self) -> int:
         return len(self._store.label_of)
@@ -310,6 +332,7 @@ class PoincareHNSWIndex:
         The radius is inf when the graph returned fewer than ``fetch`` hits,
         that is every point the filter allows.
         """
+        self.graph_searches += len(vectors)
         params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, fetch))  # type: ignore[attr-defined]
         if sel is not None:
             params.sel = sel
@@ -354,9 +377,15 @@ class PoincareHNSWIndex:
             dist, best = self._store.rerank(q, labels, k)
             return self._store.result(dist, best)
         sq_q = self.c * np.einsum("ij,ij->i", q, q)
-        labels, reach = self._hnsw(q, fetch, sel)
+        # A filter changes the k-th distance: start filtered queries from q and
+        # keep them out of the estimate.
+        filtered = allowed is not None
+        bucket = np.minimum((np.sqrt(sq_q) * _HINT_BUCKETS).astype(np.int64), _HINT_BUCKETS - 1)
+        hints = self._hints.setdefault(k, np.full(_HINT_BUCKETS, np.nan))
+        guess = np.full(len(q), np.nan) if filtered else hints[bucket]
+        centre = np.where(np.isnan(guess)[:, None], q, self._euclidean_ball(q, sq_q, guess)[0])
+        labels, reach = self._hnsw(centre, fetch, sel)
         dist, best = self._store.rerank(q, labels, k)
-        centre = q
         for _ in range(self.max_passes - 1):
             ball_centre, ball_radius = self._euclidean_ball(q, sq_q, dist[:, -1])
             # Done when the last pass's L2 neighbourhood covers the hyperbolic
@@ -379,4 +408,16 @@ class PoincareHNSWIndex:
             # Keep the k best so far plus the new hits: the pool stays small.
             pool = np.concatenate([best, more], axis=1)
             dist, best = self._store.rerank(q, pool, k, unique=False)
+        if not filtered:
+            self._update_hints(hints, bucket, dist[:, -1])
         return self._store.result(dist, best)
+
+    @staticmethod
+    def _update_hints(
+        hints: NDArray[np.float64], bucket: NDArray[np.int64], kth: NDArray[np.float64]
+    ) -> None:
+        """Fold the k-th distances found into the running estimate, in query order."""
+        for b, rho in zip(bucket.tolist(), kth.tolist(), strict=True):
+            if math.isfinite(rho):
+                old = hints[b]
+                hints[b] = rho if math.isnan(old) else old + _HINT_WEIGHT * (rho - old)

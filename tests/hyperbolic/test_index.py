@@ -111,6 +111,40 @@ def test_hnsw_recall_against_exact() -> None:
     )
 
 
+def queries_at_one_depth(n: int, dim: int, seed: int, depth: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    dirs = rng.normal(size=(n, dim))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    return dirs * np.tanh(depth / 2)
+
+
+def test_hnsw_learns_where_to_look_first_without_changing_answers() -> None:
+    dim, n = 8, 4000
+    points = hierarchy_points(n, dim, seed=5)
+    ids = np.arange(n, dtype=np.int64)
+    queries = queries_at_one_depth(300, dim, seed=6, depth=3.0)
+    exact = PoincareFlatIndex(dim)
+    exact.add(ids, points)
+    truth = exact.search(queries, 10).ids
+    approx = PoincareHNSWIndex(dim)
+    approx.add(ids, points)
+
+    found = [approx.search(queries[:1], 10).ids]
+    assert approx.graph_searches >= 2  # from q itself the k-th ball is not yet covered
+    found += [approx.search(q[None, :], 10).ids for q in queries[1:100]]
+    before = approx.graph_searches
+    found += [approx.search(q[None, :], 10).ids for q in queries[100:]]
+    # A stream of queries of one kind mostly needs one pass once the estimate is set.
+    assert (approx.graph_searches - before) / 200 < 1.3
+    assert recall(np.concatenate(found), truth) >= 0.97
+
+    # A wrong estimate costs passes, not answers: the stopping test is unchanged.
+    for wrong in (1e-3, 30.0):
+        approx._hints[10][:] = wrong
+        misled = approx.search(queries, 10)
+        assert recall(misled.ids, truth) >= 0.97
+
+
 def test_hnsw_tombstones_filters_and_rebuild() -> None:
     dim, n = 8, 3000
     points = hierarchy_points(n, dim, seed=5)
