@@ -106,7 +106,7 @@ def test_distance_rank_is_exact_poincare_knn(tree) -> None:
 
 def test_refine_learns_depths_from_structure(tree) -> None:
     eng, ids = tree
-    depths = eng.refine_hierarchy(agent="a", dim=3, epochs=60)
+    depths = eng.refine_hierarchy(agent="a", dim=3)
     root = ids["health and fitness"]
     leaf = ids["marathon training plan detail"]
     assert depths[root] < depths[leaf]
