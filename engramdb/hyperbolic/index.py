@@ -381,9 +381,12 @@ class PoincareHNSWIndex:
         # keep them out of the estimate.
         filtered = allowed is not None
         bucket = np.minimum((np.sqrt(sq_q) * _HINT_BUCKETS).astype(np.int64), _HINT_BUCKETS - 1)
-        hints = self._hints.setdefault(k, np.full(_HINT_BUCKETS, np.nan))
+        hints = self._hints.get(k)
+        if hints is None:
+            hints = self._hints[k] = np.full(_HINT_BUCKETS, np.nan)
         guess = np.full(len(q), np.nan) if filtered else hints[bucket]
-        centre = np.where(np.isnan(guess)[:, None], q, self._euclidean_ball(q, sq_q, guess)[0])
+        # With no estimate (NaN) the ball has radius 0 and its centre is q itself.
+        centre = self._euclidean_ball(q, sq_q, guess)[0]
         labels, reach = self._hnsw(centre, fetch, sel)
         dist, best = self._store.rerank(q, labels, k)
         for _ in range(self.max_passes - 1):

@@ -279,12 +279,7 @@ def _fit(
         # batch * negatives points, several times faster on CPU. Each anchor
         # still sees independent uniform negatives from batch to batch.
         weights = burn_in_weights if in_burn_in else None
-        if negatives >= n and not in_burn_in:
-            # As many draws as nodes: use every node once, the exact softmax
-            # that sampling approximates, rather than repeats of a few nodes.
-            negs = torch.arange(n).expand(n_batches, n)
-        else:
-            negs = _draw(n, (n_batches, negatives), weights, generator)
+        negs = _draw(n, (n_batches, negatives), weights, generator)
         total = 0.0
         for b in range(n_batches):
             u_idx = pairs[b * batch_size : (b + 1) * batch_size, 0]
@@ -350,8 +345,7 @@ def fit_poincare(
         seed: Seed for the initialisation, the pair order and the negatives.
         negatives: Negatives per pair, drawn with replacement; a negative of
             ``u`` is any node that is neither an ancestor nor a descendant of
-            ``u``, nor ``u`` itself. From as many as there are nodes, every
-            node is used once instead (the full softmax), except in burn-in.
+            ``u``, nor ``u`` itself.
         burn_in: Epochs at ``lr * burn_in_factor`` with negatives drawn in
             proportion to ``degree ** 0.75``; uniform negatives afterwards.
             Longer is not better in general: 100 (of 300) raised dim-2 MAP on
