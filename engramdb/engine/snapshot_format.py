@@ -57,14 +57,17 @@ the manifest, and each part's Arrow structure (fully validated: a hash shows
 the bytes are the writer's, not that the writer was engramdb) and row count.
 The envelope and the manifest are padded with JSON whitespace to keep every
 part 8-byte aligned, so parts are read in place.
+
+This module writes and reads the layout; the manifest's models are in
+:mod:`~engramdb.engine.snapshot_manifest`, the vector codecs in
+:mod:`~engramdb.engine.snapshot_codecs` and the sealing in
+:mod:`~engramdb.engine.snapshot_crypto`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
-import json
 import os
 import struct
 import tempfile
@@ -73,16 +76,31 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, TypeVar
+from typing import Any, TypeVar
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
 
-from engramdb._types import FloatMatrix
-from engramdb.errors import SnapshotError, SnapshotIntegrityError, SnapshotKeyError, ValidationError
+from engramdb.engine.snapshot_codecs import VECTOR_CODECS, VectorCodec, vector_codec
+from engramdb.engine.snapshot_crypto import Key, new_sealer, open_sealed, opener, seal
+from engramdb.engine.snapshot_manifest import (
+    FORMAT_VERSION,
+    MAGIC,
+    Body,
+    EmbedderSpec,
+    Encryption,
+    Envelope,
+    PartEntry,
+    PartInfo,
+    Segment,
+    SnapshotCounts,
+    SnapshotManifest,
+    VectorEncoding,
+    counts_of,
+    manifest_json,
+)
+from engramdb.errors import SnapshotError, SnapshotIntegrityError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -98,18 +116,16 @@ __all__ = [
     "VectorCodec",
     "VectorEncoding",
     "counts_of",
+    "manifest_json",
     "read_manifest",
     "read_snapshot",
     "vector_codec",
     "write_snapshot",
 ]
 
-MAGIC = b"\x89EGM\r\n\x1a\n"
-FORMAT_VERSION = 1
 _PREFIX = struct.Struct(">8sHI")
 _ROOT_BYTES = 32
 _MAX_ENVELOPE = 1 << 20
-_MAX_SEGMENTS = 64
 KNOWN_PARTS = frozenset({"records", "provenance", "vectors", "points"})
 REQUIRED_PARTS = ("records", "provenance", "vectors")
 
@@ -118,394 +134,7 @@ _PROBE_BYTES = 1 << 20
 _MIN_SAVING = 0.10
 """A part is stored zstd-compressed when that makes a 1 MiB probe at least 10% smaller."""
 
-SCHEME = "aes-256-gcm"
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 16, 8, 1
-"""scrypt cost for passphrases: 64 MiB and a fraction of a second per derivation."""
-_SCRYPT_MAX_BYTES = 1 << 30
-BLOCK_BYTES = 4 << 20
-_NONCE = 12
-_TAG = 16
-
-Key = bytes | str
 T = TypeVar("T")
-
-
-# -- manifest models ----------------------------------------------------------------------
-
-
-class _Model(BaseModel):
-    # Unknown fields are ignored: a newer writer may add optional ones within a format.
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class EmbedderSpec(_Model):
-    """The embedder that made the snapshot's vectors."""
-
-    name: str
-    dim: int = Field(ge=1, le=65_536)
-    normalized: bool
-
-
-class SnapshotCounts(_Model):
-    """How many memories the snapshot holds, in all and by kind and status."""
-
-    total: int = Field(ge=0)
-    kinds: dict[str, int]
-    statuses: dict[str, int]
-
-
-class VectorEncoding(_Model):
-    """How vectors are stored: ``float32`` (exact), ``float16`` or ``int8``."""
-
-    encoding: Literal["float32", "float16", "int8"]
-    offset: tuple[float, ...] | None = None
-    """int8 only: the per-dimension offset added back on restore."""
-
-
-class Encryption(_Model):
-    """How a sealed snapshot is encrypted (all of it is in the clear envelope)."""
-
-    scheme: Literal["aes-256-gcm"]
-    kdf: Literal["scrypt", "none"]
-    """``scrypt``: the key comes from a passphrase; ``none``: a 32-byte key was given."""
-    salt: str | None = None
-    n: int | None = None
-    r: int | None = None
-    p: int | None = None
-    file_id: str
-    block: int = Field(ge=1024, le=1 << 30)
-
-
-class Segment(_Model):
-    """One stored segment: its length and hash (see the module docstring).
-
-    Without ``blocks``, ``sha256`` is the SHA-256 of the bytes as stored. With
-    ``blocks`` (segments over ``HASH_BLOCK`` bytes), ``blocks`` lists the SHA-256
-    of each ``HASH_BLOCK``-byte piece and ``sha256`` is the SHA-256 of those
-    digests concatenated, so a reader hashes the pieces in parallel.
-    """
-
-    bytes: int = Field(ge=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    blocks: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] | None = None
-
-
-class _Envelope(_Model):
-    encryption: Encryption | None = None
-    segments: tuple[Segment, ...] = Field(min_length=1, max_length=_MAX_SEGMENTS)
-
-
-class _PartEntry(_Model):
-    name: str
-    rows: int = Field(ge=0)
-    required: bool = True
-    codec: Literal["zstd", "none"]
-
-
-class _Body(_Model):
-    engine_version: str
-    agent: str
-    created_at: datetime
-    embedder: EmbedderSpec
-    space: str
-    counts: SnapshotCounts
-    vectors: VectorEncoding
-    parts: tuple[_PartEntry, ...]
-
-
-class PartInfo(_Model):
-    """A part of the snapshot: what it holds and how it is stored."""
-
-    name: str
-    rows: int
-    required: bool
-    codec: str
-    bytes: int
-    sha256: str
-
-
-class SnapshotManifest(_Model):
-    """What a snapshot file says about itself.
-
-    For a sealed (encrypted) file read without its key, ``sealed`` is True and only
-    ``format``, ``encryption``, ``bytes``, ``sha256`` and ``segments`` are known:
-    the fields describing the content (agent, counts, embedder...) are None and
-    ``parts`` is empty. Read it with the key to see them.
-
-    Attributes:
-        sha256: The root hash (see the module docstring): it commits to every byte.
-    """
-
-    format: int
-    bytes: int
-    sha256: str
-    encryption: Encryption | None
-    sealed: bool
-    segments: tuple[Segment, ...]
-    engine_version: str | None = None
-    agent: str | None = None
-    created_at: datetime | None = None
-    embedder: EmbedderSpec | None = None
-    space: str | None = None
-    counts: SnapshotCounts | None = None
-    vectors: VectorEncoding | None = None
-    parts: tuple[PartInfo, ...] = ()
-
-    @property
-    def encrypted(self) -> bool:
-        return self.encryption is not None
-
-
-# -- vector codecs -------------------------------------------------------------------------
-
-
-class VectorCodec(Protocol):
-    """Turns a float32 matrix into the ``vectors`` part and back."""
-
-    name: str
-
-    def encode(self, vectors: FloatMatrix) -> tuple[pa.Table, VectorEncoding]:
-        """The part's table and the encoding record for the manifest."""
-        ...
-
-    def decode(self, table: pa.Table, encoding: VectorEncoding, dim: int) -> FloatMatrix:
-        """A float32 ``(rows, dim)`` matrix, ready for the store."""
-        ...
-
-
-def _fixed(values: np.ndarray, dim: int) -> pa.FixedSizeListArray:
-    return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(values).ravel()), dim)
-
-
-def _flat(table: pa.Table, column: str, dtype: pa.DataType, dim: int) -> np.ndarray:
-    if column not in table.column_names:
-        raise SnapshotError(f"vectors part has no {column!r} column; the file is damaged")
-    col = table.column(column)
-    want = pa.list_(dtype, dim)
-    if col.type != want:
-        raise SnapshotError(
-            f"vectors part column {column!r} has type {col.type}, not {want}; the file is damaged"
-        )
-    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if arr.null_count:
-        raise SnapshotError("vectors part has missing vectors; the file is damaged")
-    flat = arr.flatten()  # honours a slice offset, unlike .values
-    if flat.null_count:
-        raise SnapshotError("vectors part has missing values; the file is damaged")
-    values: np.ndarray = flat.to_numpy(zero_copy_only=False)
-    return values.reshape(len(arr), dim)
-
-
-def _unit_rows(n: int, dim: int, fill: Any) -> FloatMatrix:
-    """Dequantize and normalize in blocks of rows: one cache-friendly pass, not four."""
-    out = np.empty((n, dim), np.float32)
-    for start in range(0, n, _BLOCK_ROWS):
-        block = out[start : start + _BLOCK_ROWS]
-        fill(block, slice(start, start + _BLOCK_ROWS))
-        norms = np.sqrt(np.einsum("ij,ij->i", block, block))
-        block /= np.maximum(norms, 1e-12)[:, None]
-    return out
-
-
-_BLOCK_ROWS = 2048
-
-
-class Float32Codec:
-    """Vectors as stored: exact."""
-
-    name = "float32"
-
-    def encode(self, vectors: FloatMatrix) -> tuple[pa.Table, VectorEncoding]:
-        dim = vectors.shape[1]
-        return pa.table({"vector": _fixed(vectors.astype(np.float32, copy=False), dim)}), (
-            VectorEncoding(encoding="float32")
-        )
-
-    def decode(self, table: pa.Table, encoding: VectorEncoding, dim: int) -> FloatMatrix:
-        return _flat(table, "vector", pa.float32(), dim)
-
-
-class Float16Codec:
-    """Half precision: half the size, cosine error around 1e-5."""
-
-    name = "float16"
-
-    def encode(self, vectors: FloatMatrix) -> tuple[pa.Table, VectorEncoding]:
-        dim = vectors.shape[1]
-        return pa.table({"vector": _fixed(vectors.astype(np.float16), dim)}), VectorEncoding(
-            encoding="float16"
-        )
-
-    def decode(self, table: pa.Table, encoding: VectorEncoding, dim: int) -> FloatMatrix:
-        half = _flat(table, "vector", pa.float16(), dim)
-        return _unit_rows(len(half), dim, lambda out, rows: np.copyto(out, half[rows]))
-
-
-class Int8Codec:
-    """Scalar quantization: a per-dimension offset and a per-vector scale, a quarter the size."""
-
-    name = "int8"
-
-    def encode(self, vectors: FloatMatrix) -> tuple[pa.Table, VectorEncoding]:
-        n, dim = vectors.shape
-        offset = vectors.mean(axis=0, dtype=np.float64).astype(np.float32) if n else None
-        if offset is None:
-            offset = np.zeros(dim, np.float32)
-        centred = vectors - offset
-        scale = (np.abs(centred).max(axis=1) / 127.0).astype(np.float32) if n else np.zeros(0)
-        scale = np.where(scale > 0, scale, np.float32(1.0)).astype(np.float32)
-        q = np.clip(np.rint(centred / scale[:, None]), -127, 127).astype(np.int8)
-        table = pa.table({"vector": _fixed(q, dim), "scale": pa.array(scale, pa.float32())})
-        return table, VectorEncoding(encoding="int8", offset=tuple(offset.tolist()))
-
-    def decode(self, table: pa.Table, encoding: VectorEncoding, dim: int) -> FloatMatrix:
-        q = _flat(table, "vector", pa.int8(), dim)
-        if "scale" not in table.column_names or table.schema.field("scale").type != pa.float32():
-            raise SnapshotError("vectors part column 'scale' is not float32; the file is damaged")
-        scale = table.column("scale").to_numpy()
-        if encoding.offset is None or len(encoding.offset) != dim:
-            raise SnapshotError(f"int8 vectors need {dim} offsets in the manifest; it is damaged")
-        offset = np.asarray(encoding.offset, dtype=np.float32)
-
-        def fill(out: FloatMatrix, rows: slice) -> None:
-            np.copyto(out, q[rows])
-            out *= scale[rows, None]
-            out += offset
-
-        return _unit_rows(len(q), dim, fill)
-
-
-VECTOR_CODECS: dict[str, VectorCodec] = {
-    c.name: c for c in (Float32Codec(), Float16Codec(), Int8Codec())
-}
-
-
-def vector_codec(name: object) -> VectorCodec:
-    """The codec for ``vectors=`` (``float32``, ``float16`` or ``int8``)."""
-    if not isinstance(name, str) or name not in VECTOR_CODECS:
-        raise ValidationError(
-            f"vectors {name!r} is not a vector encoding; use one of {', '.join(VECTOR_CODECS)}"
-        )
-    return VECTOR_CODECS[name]
-
-
-# -- keys and sealing ----------------------------------------------------------------------
-
-
-def _check_key_arg(key: object) -> None:
-    if key is None or isinstance(key, str):
-        if isinstance(key, str) and not key:
-            raise ValidationError("key '' is an empty passphrase; pass a real one")
-        return
-    if not isinstance(key, bytes):
-        raise ValidationError(f"key must be 32 bytes or a passphrase str, got {type(key).__name__}")
-
-
-def _new_encryption(key: Key) -> tuple[Encryption, bytes]:
-    _check_key_arg(key)
-    file_id = os.urandom(16).hex()
-    if isinstance(key, str):
-        salt = os.urandom(16)
-        enc = Encryption(
-            scheme=SCHEME,
-            kdf="scrypt",
-            salt=salt.hex(),
-            n=SCRYPT_N,
-            r=SCRYPT_R,
-            p=SCRYPT_P,
-            file_id=file_id,
-            block=BLOCK_BYTES,
-        )
-        return enc, _scrypt(key.encode("utf-8"), enc)
-    if len(key) != 32:
-        raise ValidationError(
-            f"key of {len(key)} bytes is not an AES-256 key; pass 32 random bytes "
-            "(os.urandom(32)) or a passphrase str"
-        )
-    return Encryption(scheme=SCHEME, kdf="none", file_id=file_id, block=BLOCK_BYTES), key
-
-
-def _scrypt(secret: bytes, enc: Encryption) -> bytes:
-    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
-    n, r, p = enc.n or 0, enc.r or 0, enc.p or 0
-    if not (n > 1 and n & (n - 1) == 0 and 1 <= r <= 64 and 1 <= p <= 16) or (
-        128 * n * r * p > _SCRYPT_MAX_BYTES
-    ):
-        raise SnapshotError(
-            f"scrypt parameters n={n} r={r} p={p} are out of bounds; the file is damaged "
-            "or was not made by engramdb"
-        )
-    try:
-        salt = bytes.fromhex(enc.salt or "")
-    except ValueError:
-        raise SnapshotError("scrypt salt is not hex; the file is damaged") from None
-    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(secret)
-
-
-def _key_for(enc: Encryption, key: object, path: Path) -> bytes:
-    how = "a passphrase" if enc.kdf == "scrypt" else "a 32-byte key"
-    if key is None:
-        raise SnapshotKeyError(
-            f"snapshot {path} is encrypted ({enc.scheme}, sealed with {how}); pass key= "
-            "(CLI: --passphrase or --key-file)"
-        )
-    _check_key_arg(key)
-    if enc.kdf == "scrypt":
-        secret = key.encode("utf-8") if isinstance(key, str) else bytes(key)  # type: ignore[call-overload]
-        return _scrypt(secret, enc)
-    if not isinstance(key, bytes) or len(key) != 32:
-        raise SnapshotKeyError(
-            f"snapshot {path} was sealed with a 32-byte key, not a passphrase; pass the "
-            "key's 32 bytes (CLI: --key-file)"
-        )
-    return key
-
-
-def _aad(enc: Encryption, segment: int, block: int, last: bool) -> bytes:
-    return (
-        MAGIC
-        + struct.pack(">H", FORMAT_VERSION)
-        + bytes.fromhex(enc.file_id)
-        + struct.pack(">IIB", segment, block, last)
-    )
-
-
-def _seal(data: bytes, aes: Any, enc: Encryption, segment: int) -> bytes:
-    out = io.BytesIO()
-    starts = range(0, max(len(data), 1), enc.block)
-    for i, start in enumerate(starts):
-        nonce = os.urandom(_NONCE)
-        last = i == len(starts) - 1
-        block = data[start : start + enc.block]
-        out.write(nonce)
-        out.write(aes.encrypt(nonce, block, _aad(enc, segment, i, last)))
-    return out.getvalue()
-
-
-def _open_sealed(sealed: Any, aes: Any, enc: Encryption, segment: int, path: Path) -> bytes:
-    from cryptography.exceptions import InvalidTag
-
-    data = memoryview(sealed)
-    step = enc.block + _NONCE + _TAG
-    starts = range(0, max(len(data), 1), step)
-    out = bytearray()
-    for i, start in enumerate(starts):
-        chunk = data[start : start + step]
-        if len(chunk) < _NONCE + _TAG:
-            raise SnapshotIntegrityError(f"snapshot {path}: a sealed block is cut short")
-        try:
-            out += aes.decrypt(
-                bytes(chunk[:_NONCE]),
-                bytes(chunk[_NONCE:]),
-                _aad(enc, segment, i, i == len(starts) - 1),
-            )
-        except InvalidTag:
-            raise SnapshotKeyError(
-                f"cannot decrypt snapshot {path}: wrong key or passphrase (or the file was "
-                "altered after it was sealed); check the key"
-            ) from None
-    return bytes(out)
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -554,12 +183,9 @@ def write_snapshot(
     """Write a snapshot to ``path`` atomically (a temporary file, fsync, then rename)."""
     enc, aes = None, None
     if key is not None:
-        enc, raw = _new_encryption(key)
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-        aes = AESGCM(raw)
+        enc, aes = new_sealer(key)
     encoded = [_encode_part(p.table) for p in parts]
-    body = _Body(
+    body = Body(
         engine_version=engine_version,
         agent=agent,
         created_at=created_at,
@@ -568,21 +194,21 @@ def write_snapshot(
         counts=counts,
         vectors=vectors,
         parts=tuple(
-            _PartEntry(name=p.name, rows=p.table.num_rows, required=p.required, codec=codec)
+            PartEntry(name=p.name, rows=p.table.num_rows, required=p.required, codec=codec)
             for p, (_, codec) in zip(parts, encoded, strict=True)
         ),
     )
     clear = [_pad(body.model_dump_json().encode(), 0), *(data for data, _ in encoded)]
-    stored = clear if enc is None else [_seal(d, aes, enc, i) for i, d in enumerate(clear)]
+    stored = clear if enc is None else [seal(d, aes, enc, i) for i, d in enumerate(clear)]
     segments = tuple(_segment_of(d) for d in stored)
-    envelope = _Envelope(encryption=enc, segments=segments).model_dump_json().encode()
+    envelope = Envelope(encryption=enc, segments=segments).model_dump_json().encode()
     envelope = _pad(envelope, _PREFIX.size)
     head = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(envelope)) + envelope
     root = hashlib.sha256(head).digest()
     _atomic_write(path, [head, *stored, root])
     return _manifest(
         body,
-        _Envelope(encryption=enc, segments=segments),
+        Envelope(encryption=enc, segments=segments),
         size=len(head) + sum(s.bytes for s in segments) + _ROOT_BYTES,
         root=root.hex(),
     )
@@ -612,7 +238,7 @@ def _atomic_write(path: Path, chunks: Sequence[bytes]) -> None:
             os.unlink(tmp)
 
 
-def _manifest(body: _Body | None, envelope: _Envelope, *, size: int, root: str) -> SnapshotManifest:
+def _manifest(body: Body | None, envelope: Envelope, *, size: int, root: str) -> SnapshotManifest:
     common: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "bytes": size,
@@ -640,7 +266,7 @@ def _manifest(body: _Body | None, envelope: _Envelope, *, size: int, root: str) 
 # -- reading -------------------------------------------------------------------------------
 
 
-def _head(path: Path, fh: Any, size: int) -> tuple[_Envelope, bytes, int]:
+def _head(path: Path, fh: Any, size: int) -> tuple[Envelope, bytes, int]:
     """Check magic, version, length and root; return the envelope, root and data offset."""
     prefix = fh.read(_PREFIX.size)
     if len(prefix) < len(MAGIC) or prefix[: len(MAGIC)] != MAGIC:
@@ -673,7 +299,7 @@ def _head(path: Path, fh: Any, size: int) -> tuple[_Envelope, bytes, int]:
             "not match its header; copy it again from the source"
         )
     try:
-        envelope = _Envelope.model_validate_json(envelope_bytes)
+        envelope = Envelope.model_validate_json(envelope_bytes)
     except pydantic.ValidationError as exc:
         raise SnapshotError(f"snapshot {path} has an unreadable header ({exc})") from None
     expected = start + sum(s.bytes for s in envelope.segments) + _ROOT_BYTES
@@ -767,9 +393,9 @@ def _submit_checks(
     return checks
 
 
-def _body(path: Path, data: bytes) -> _Body:
+def _body(path: Path, data: bytes) -> Body:
     try:
-        body = _Body.model_validate_json(data)
+        body = Body.model_validate_json(data)
     except pydantic.ValidationError as exc:
         raise SnapshotError(f"snapshot {path} has an unreadable manifest ({exc})") from None
     names = [p.name for p in body.parts]
@@ -802,8 +428,8 @@ def read_manifest(path: str | Path, *, key: Key | None = None) -> SnapshotManife
     if envelope.encryption is not None:
         if key is None:
             return _manifest(None, envelope, size=size, root=root.hex())
-        aes = _aes(envelope.encryption, key, path)
-        data = memoryview(_open_sealed(data, aes, envelope.encryption, 0, path))
+        aes = opener(envelope.encryption, key, path)
+        data = memoryview(open_sealed(data, aes, envelope.encryption, 0, path))
     body = _body(path, bytes(data))
     _check_shape(path, body, envelope)
     return _manifest(body, envelope, size=size, root=root.hex())
@@ -885,14 +511,14 @@ class _Parts(Mapping[str, pa.Table]):
     def __init__(
         self,
         path: Path,
-        envelope: _Envelope,
+        envelope: Envelope,
         views: list[pa.Buffer],
         hashes: list[_SegmentCheck],
         key: Key | None,
     ) -> None:
         self._path, self._views, self._hashes = path, views, hashes
         self._enc = envelope.encryption
-        self._aes = None if self._enc is None else _aes(self._enc, key, path)
+        self._aes = None if self._enc is None else opener(self._enc, key, path)
         self.body = _body(path, bytes(self._segment(0)))
         _check_shape(path, self.body, envelope)
         self._index = {
@@ -904,7 +530,7 @@ class _Parts(Mapping[str, pa.Table]):
         self._hashes[index].result()  # raises SnapshotIntegrityError
         if self._enc is None:
             return self._views[index]
-        return _open_sealed(self._views[index], self._aes, self._enc, index, self._path)
+        return open_sealed(self._views[index], self._aes, self._enc, index, self._path)
 
     def __getitem__(self, name: str) -> pa.Table:
         if name not in self._tables:
@@ -936,13 +562,7 @@ def _open(path: Path) -> Any:
         raise SnapshotError(f"{path} is a directory, not a snapshot file") from None
 
 
-def _aes(enc: Encryption, key: object, path: Path) -> Any:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    return AESGCM(_key_for(enc, key, path))
-
-
-def _check_shape(path: Path, body: _Body, envelope: _Envelope) -> None:
+def _check_shape(path: Path, body: Body, envelope: Envelope) -> None:
     if len(envelope.segments) != len(body.parts) + 1:
         raise SnapshotError(
             f"snapshot {path} lists {len(body.parts)} parts in {len(envelope.segments) - 1} "
@@ -970,19 +590,3 @@ def _read_ipc(path: Path, name: str, data: Any) -> pa.Table:
         raise SnapshotError(
             f"snapshot {path}: part {name!r} is not readable Arrow ({exc})"
         ) from None
-
-
-def counts_of(kinds: pa.ChunkedArray, statuses: pa.ChunkedArray) -> SnapshotCounts:
-    """Counts by kind and status of the per-row values in two string columns."""
-
-    def tally(column: pa.ChunkedArray) -> dict[str, int]:
-        pairs = column.value_counts().to_pylist()
-        return dict(sorted((p["values"], p["counts"]) for p in pairs))
-
-    return SnapshotCounts(total=len(kinds), kinds=tally(kinds), statuses=tally(statuses))
-
-
-def manifest_json(manifest: SnapshotManifest) -> Mapping[str, Any]:
-    """The manifest as plain JSON values (for the CLI)."""
-    out: dict[str, Any] = json.loads(manifest.model_dump_json())
-    return out
