@@ -29,7 +29,6 @@ vectors and parent links, so a snapshot restores into a store of either space.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,7 +43,16 @@ from tqdm.auto import tqdm
 from engramdb._types import FloatMatrix
 from engramdb.embeddings import EmbedderInfo
 from engramdb.engine.checkpoints import replace_agent_rows
-from engramdb.engine.records import MemoryKind, MemoryStatus, check_name, utcnow
+from engramdb.engine.records import MemoryStatus, check_name, utcnow
+from engramdb.engine.snapshot_checks import (
+    CROCKFORD,
+    NOT_RECORDS,
+    PROVENANCE,
+    Decoded,
+    decode_parts,
+    id_keys,
+    increasing,
+)
 from engramdb.engine.snapshot_format import (
     EmbedderSpec,
     Part,
@@ -55,7 +63,6 @@ from engramdb.engine.snapshot_format import (
     vector_codec,
     write_snapshot,
 )
-from engramdb.engine.store import schema as store_schema
 from engramdb.engine.view import normalize_rows
 from engramdb.errors import (
     EmbedderMismatchError,
@@ -77,11 +84,8 @@ __all__ = [
 ]
 
 MODES = ("fail", "replace", "merge")
-PROVENANCE = ("parent_id", "source_ids")
-_NOT_RECORDS = frozenset({"agent", "vector", "point", *PROVENANCE})
 _REEMBED_BATCH = 256
 _WRITE_BATCH = 1024
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +178,7 @@ def verify_snapshot(path: str | Path, *, key: bytes | str | None = None) -> Snap
                         "match; copy it again from the source"
                     )
         return manifest
-    decoded = read_snapshot(path, key=key, then=lambda m, parts: _decode(m, parts, path))
+    decoded = read_snapshot(path, key=key, then=lambda m, parts: decode_parts(m, parts, path))
     return decoded.manifest
 
 
@@ -230,8 +234,8 @@ def export_snapshot(
             )
         keep = _live(rows, include_archived)
         rows = rows.filter(keep) if keep is not None else rows
-        keys = _id_keys(rows.column("id"))
-        if keys is not None and not _increasing(keys):
+        keys = id_keys(rows.column("id"))
+        if keys is not None and not increasing(keys):
             # Rows in id order: an importer then sees ids are distinct without a sort.
             rows = rows.take(pc.sort_indices(rows.column("id")))
         bar.update(1)
@@ -239,7 +243,7 @@ def export_snapshot(
         vec = rows.column("vector")
         matrix = _flat_vectors(vec, dim)
         vec_table, encoding = codec.encode(matrix)
-        records = rows.select([c for c in rows.column_names if c not in _NOT_RECORDS])
+        records = rows.select([c for c in rows.column_names if c not in NOT_RECORDS])
         parts = [
             Part("records", records),
             Part("provenance", rows.select(list(PROVENANCE))),
@@ -295,15 +299,6 @@ def _flat_vectors(column: pa.ChunkedArray, dim: int) -> FloatMatrix:
 # -- import ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Decoded:
-    manifest: SnapshotManifest
-    records: pa.Table
-    provenance: pa.Table
-    vectors: FloatMatrix | None
-    points: pa.Table | None
-
-
 def import_snapshot(
     engine: Any,
     path: str | Path,
@@ -345,7 +340,7 @@ def import_snapshot(
     with _bar(progress, 4, "import") as bar:
         info = EmbedderInfo.of(engine.embedder)
 
-        def check(manifest: SnapshotManifest, parts: Mapping[str, pa.Table]) -> _Decoded:
+        def check(manifest: SnapshotManifest, parts: Mapping[str, pa.Table]) -> Decoded:
             assert manifest.embedder is not None
             spec = manifest.embedder
             theirs = EmbedderInfo(spec.name, spec.dim, spec.normalized)
@@ -355,7 +350,7 @@ def import_snapshot(
                     f"{info}; import it into a store opened with embedder={theirs[0]!r}, or "
                     "pass reembed=True (CLI: --reembed) to embed its texts again"
                 )
-            return _decode(manifest, parts, path, reembed=reembed)
+            return decode_parts(manifest, parts, path, reembed=reembed)
 
         decoded = read_snapshot(path, key=key, then=check)
         manifest = decoded.manifest
@@ -391,159 +386,6 @@ def import_snapshot(
     )
 
 
-def _decode(
-    manifest: SnapshotManifest, parts: Mapping[str, pa.Table], path: Path, *, reembed: bool = False
-) -> _Decoded:
-    """Decode and check every part; raise SnapshotError on anything a writer would not make."""
-    assert manifest.agent is not None and manifest.embedder is not None
-    assert manifest.vectors is not None and manifest.counts is not None
-    try:
-        check_name(manifest.agent, what="agent")
-    except ValidationError as exc:
-        raise SnapshotError(f"snapshot {path}: {exc}") from None
-    records = _conform(parts["records"], _RECORDS, path, "records")
-    provenance = _conform(parts["provenance"], set(PROVENANCE), path, "provenance")
-    _check_records(records, path)
-    _check_provenance(provenance, path)
-    recount = counts_of(records.column("kind"), records.column("status"))
-    if recount != manifest.counts:
-        raise SnapshotError(
-            f"snapshot {path}: its records count {recount.model_dump()}, the manifest says "
-            f"{manifest.counts.model_dump()}; the file is damaged"
-        )
-    codec = vector_codec(manifest.vectors.encoding)
-    vectors = codec.decode(parts["vectors"], manifest.vectors, manifest.embedder.dim)
-    if not reembed:
-        _check_vectors(vectors, path)
-    return _Decoded(manifest, records, provenance, vectors, parts.get("points"))
-
-
-def _bad(path: Path, what: str) -> SnapshotError:
-    return SnapshotError(
-        f"snapshot {path}: {what}; the file was edited or made by a broken writer, and "
-        "nothing was imported"
-    )
-
-
-def _all(mask: pa.ChunkedArray | pa.Array) -> bool:
-    return bool(pc.all(mask).as_py() is not False)
-
-
-def _conform(table: pa.Table, names: frozenset[str] | set[str], path: Path, part: str) -> pa.Table:
-    """The part's columns cast to the types of this format's table schema."""
-    reference = store_schema(1)
-    missing = names - set(table.column_names)
-    unknown = set(table.column_names) - names
-    if missing:
-        raise _bad(path, f"{part} lack column(s) {sorted(missing)}")
-    if unknown:
-        raise SnapshotError(
-            f"snapshot {path}: {part} column(s) {sorted(unknown)} are unknown to this "
-            "engramdb; upgrade engramdb to import it"
-        )
-    arrays = []
-    for name in table.column_names:
-        column, want = table.column(name), reference.field(name).type
-        if column.type != want:
-            try:
-                column = column.cast(want)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise _bad(path, f"column {name!r} has type {column.type}, not {want}") from None
-        arrays.append(column)
-    return pa.Table.from_arrays(arrays, names=table.column_names)
-
-
-_RECORDS = frozenset(store_schema(1).names) - _NOT_RECORDS
-_NOT_NULL = ("id", "kind", "text", "metadata", "importance", "created_at", "updated_at")
-
-
-_ID_BYTES = np.zeros(256, dtype=bool)
-_ID_BYTES[np.frombuffer(_CROCKFORD.encode(), np.uint8)] = True
-
-
-def _id_keys(column: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
-    """The non-null values as fixed-width bytes if every one is a 26-character ULID, else None.
-
-    Vectorized over the string buffer: at 100k memories a few ms, where a regular
-    expression took tens.
-    """
-    arr = pc.drop_null(column)
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    n = len(arr)
-    if n == 0:
-        return np.zeros(0, dtype="S26")
-    if not pa.types.is_string(arr.type) or not _all(pc.equal(pc.binary_length(arr), 26)):
-        return None
-    start = int(np.frombuffer(arr.buffers()[1], np.int32)[arr.offset])
-    data = np.frombuffer(arr.buffers()[2], np.uint8, count=26 * n, offset=start)
-    return data.view("S26") if _ID_BYTES[data].all() else None
-
-
-def _increasing(keys: np.ndarray) -> bool:
-    """Strictly increasing: distinct, checked in one pass (exports are in id order)."""
-    return bool((keys[1:] > keys[:-1]).all())
-
-
-def _check_records(records: pa.Table, path: Path) -> None:
-    for name in (*_NOT_NULL, "access_count", "status", "chunks"):
-        if records.column(name).null_count:
-            raise _bad(path, f"column {name!r} has missing values")
-    ids = records.column("id")
-    keys = _id_keys(ids)
-    if keys is None:
-        raise _bad(path, "a memory id is not a 26-character ULID")
-    if not _increasing(keys) and not _increasing(np.sort(keys)):
-        raise _bad(path, "memory ids repeat")
-    for name, allowed in (("kind", MemoryKind), ("status", MemoryStatus)):
-        values = pa.array([v.value for v in allowed])
-        if not _all(pc.is_in(records.column(name), value_set=values)):
-            raise _bad(path, f"a {name} is not one of {', '.join(values.to_pylist())}")
-    for session in pc.unique(records.column("session")).to_pylist():
-        if session is not None:
-            try:
-                check_name(session, what="session")
-            except ValidationError:
-                raise _bad(path, f"session name {session!r:.40} breaks the naming rule") from None
-    text = records.column("text")
-    if (
-        pc.any(pc.utf8_is_space(text)).as_py()
-        or pc.any(pc.equal(pc.binary_length(text), 0)).as_py()
-    ):
-        raise _bad(path, "a memory text is empty")
-    for raw in pc.unique(records.column("metadata")).to_pylist():
-        try:
-            ok = isinstance(json.loads(raw), dict)
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise _bad(path, f"metadata {raw!r:.60} is not a JSON object")
-    if not len(ids):
-        return
-    imp = records.column("importance")
-    if pc.any(pc.is_nan(imp)).as_py() or pc.min(imp).as_py() < 0 or pc.max(imp).as_py() > 1:
-        raise _bad(path, "an importance is outside 0 to 1")
-    low_access = pc.min(records.column("access_count")).as_py() < 0
-    if low_access or pc.min(records.column("chunks")).as_py() < 1:
-        raise _bad(path, "an access count or chunk count is out of range")
-
-
-def _check_provenance(provenance: pa.Table, path: Path) -> None:
-    if _id_keys(provenance.column("parent_id")) is None:
-        raise _bad(path, "a parent_id is not a memory id")
-    sources = provenance.column("source_ids")
-    if sources.null_count or _id_keys(pc.list_flatten(sources)) is None:
-        raise _bad(path, "a source id is not a memory id")
-
-
-def _check_vectors(vectors: FloatMatrix, path: Path) -> None:
-    # One pass: a NaN or infinite value makes its row's squared norm non-finite.
-    squares = np.einsum("ij,ij->i", vectors, vectors)
-    if not np.isfinite(squares).all():
-        raise _bad(path, "a vector has NaN or infinite values")
-    if not (squares > 0).all():
-        raise _bad(path, "a vector is all zeros")
-
-
 def _reembed(engine: Any, records: pa.Table, progress: bool) -> FloatMatrix:
     texts = records.column("text").to_pylist()
     out = np.empty((len(texts), engine.embedder.dim), dtype=np.float32)
@@ -565,13 +407,13 @@ def copy_id(memory_id: str, agent: str) -> str:
     """
     digest = hashlib.sha256(f"engramdb-copy\0{agent}\0{memory_id}".encode()).digest()
     value = int.from_bytes(digest[:10], "big")
-    tail = "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in range(15, -1, -1))
+    tail = "".join(CROCKFORD[(value >> (5 * i)) & 31] for i in range(15, -1, -1))
     return memory_id[:10] + tail
 
 
 def _rows(
     engine: Any,
-    decoded: _Decoded,
+    decoded: Decoded,
     vectors: FloatMatrix,
     agent: str,
     copied: bool,
