@@ -106,7 +106,9 @@ class BallIndex:
             return
         with faiss_threads(build_threads()):
             if not self.builds or len(drop) + len(put) > REBUILD_FRACTION * len(self.index):
-                self.index = self._new_index()
+                # clear() rather than a new index: the HNSW index keeps what
+                # it learned about where queries' neighbours lie.
+                self.index.clear()
                 labels = np.flatnonzero(wanted).astype(np.int64)
                 self.builds += 1
             else:

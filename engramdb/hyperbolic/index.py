@@ -147,12 +147,16 @@ class PoincareFlatIndex:
                 self.rebuild()
         return len(labels)
 
-    def rebuild(self) -> None:
-        """Compact the index: drop the rows of removed points, keep ids and points."""
-        ids, pts = self._store.live()
+    def clear(self) -> None:
+        """Remove every point."""
         self._store = PointStore(self.dim, self.c)
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim + 1))
         self._max_norm = 0.0
+
+    def rebuild(self) -> None:
+        """Compact the index: drop the rows of removed points, keep ids and points."""
+        ids, pts = self._store.live()
+        self.clear()
         self._insert(ids, pts)
 
     def search(self, queries: ArrayLike, k: int, *, allowed: Allowed = None) -> SearchResult:
@@ -307,12 +311,21 @@ class PoincareHNSWIndex:
         """Graph nodes of removed points, dropped by the next :meth:`rebuild`."""
         return self._store.dead
 
-    def rebuild(self) -> None:
-        """Rebuild the graph from the live points, dropping tombstones."""
-        ids, pts = self._store.live()
+    def clear(self) -> None:
+        """Remove every point and start a new graph.
+
+        The running estimate of where the k-th neighbour lies is kept: it
+        describes the queries and the shape of the data, and a wrong estimate
+        costs graph passes, never answers.
+        """
         self._store = PointStore(self.dim, self.c)
         self._index = self._new_index()
         self._mips_norm = 0.0
+
+    def rebuild(self) -> None:
+        """Rebuild the graph from the live points, dropping tombstones."""
+        ids, pts = self._store.live()
+        self.clear()
         if len(ids):
             self._insert(ids, pts)
 

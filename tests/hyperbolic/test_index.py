@@ -138,6 +138,17 @@ def test_hnsw_learns_where_to_look_first_without_changing_answers() -> None:
     assert (approx.graph_searches - before) / 200 < 1.3
     assert recall(np.concatenate(found), truth) >= 0.97
 
+    # clear() starts a new graph but keeps the estimate: a rebuilt index need not relearn it.
+    approx.clear()
+    assert len(approx) == 0
+    approx.add(ids, points)
+    before = approx.graph_searches
+    again = [approx.search(queries[100:101], 10).ids]
+    assert approx.graph_searches - before == 1  # a fresh index took 2 or more (above)
+    again += [approx.search(q[None, :], 10).ids for q in queries[101:]]
+    assert (approx.graph_searches - before) / 200 < 1.3
+    assert recall(np.concatenate(again), truth[100:]) >= 0.97
+
     # A wrong estimate costs passes, not answers: the stopping test is unchanged.
     for wrong in (1e-3, 30.0):
         approx._hints[10][:] = wrong
