@@ -42,15 +42,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
-import random
-import re
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -70,152 +66,8 @@ from common import (
     synthetic_vectors,
     write_record,
 )
-
-CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
-
-_DIA = re.compile(r"D\d+:\d+")
-# word:replacement pairs (``_`` is a space); a rewording swaps up to two synonyms.
-_SYNONYMS = dict(
-    pair.replace("_", " ").split(":")
-    for pair in """great:awesome awesome:great really:truly very:super happy:glad glad:happy
-    kids:children children:kids amazing:incredible love:adore thanks:thank_you big:large
-    little:small pretty:quite hard:tough wonderful:lovely lovely:wonderful started:began
-    picture:photo photo:picture beautiful:gorgeous fun:enjoyable excited:thrilled nice:good
-    friends:pals job:work""".split()
-)
-_CONTRACTIONS = dict(
-    pair.replace("_", " ").split(":")
-    for pair in """I'm:I_am it's:it_is It's:It_is don't:do_not can't:cannot that's:that_is
-    That's:That_is I've:I_have you're:you_are You're:You_are I'll:I_will didn't:did_not""".split()
-)
-_FILLERS = ("Well, ", "Oh, ", "Honestly, ", "You know, ", "So, ", "Yeah, ")
-_WORD = re.compile(r"[A-Za-z']+")
-
-
-def reword(text: str, rng: random.Random) -> str:
-    """A light, deterministic rewording: synonyms, contractions, a filler, punctuation, casing.
-
-    It makes the kind of near-duplicate an agent's log fills up with: the same
-    turn restated, logged twice by two tools, or echoed back. Each operation
-    applies with a fixed probability drawn from ``rng``.
-    """
-    out = text
-    if rng.random() < 0.8:
-        swaps = [w for w in _WORD.findall(out) if w.lower() in _SYNONYMS]
-        for word in rng.sample(swaps, min(len(swaps), 2)):
-            new = _SYNONYMS[word.lower()]
-            new = new.capitalize() if word[0].isupper() else new
-            out = re.sub(rf"\b{re.escape(word)}\b", new, out, count=1)
-    if rng.random() < 0.6:
-        for short, long in _CONTRACTIONS.items():
-            if short in out:
-                out = out.replace(short, long, 1)
-                break
-    if rng.random() < 0.4:
-        out = rng.choice(_FILLERS) + out[:1].lower() + out[1:]
-    roll = rng.random()
-    if roll < 0.3:
-        out = out.replace("!", ".")
-    elif roll < 0.5:
-        out = out.rstrip(".!?") + "!!"
-    if rng.random() < 0.2:
-        out = out.lower()
-    if out == text:
-        out = rng.choice(_FILLERS) + text
-    return out
-
-
-def parse_date(value: str) -> datetime:
-    """LoCoMo's session dates, e.g. ``'1:56 pm on 8 May, 2023'``, as UTC datetimes."""
-    return datetime.strptime(value.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC)
-
-
-def render_turn(turn: dict[str, Any], text: str | None = None) -> str:
-    """A turn as a memory text: ``{speaker} said, "{text}"`` and the shared image's caption."""
-    out = f'{turn["speaker"]} said, "{turn["text"] if text is None else text}"'
-    if turn.get("blip_caption"):
-        out += f" [shares: {turn['blip_caption']}]"
-    return out
-
-
-@dataclass
-class Conversation:
-    """One LoCoMo conversation as an agent's memory log and its questions."""
-
-    name: str
-    items: list[dict[str, Any]] = field(default_factory=list)
-    """Memories to add: text, kind, session, created_at, metadata (with ``turns``)."""
-    questions: list[dict[str, Any]] = field(default_factory=list)
-    """``question``, ``evidence`` (turn ids) and ``category``."""
-
-
-def build_conversation(raw: dict[str, Any], *, copy_fraction: float, seed: int) -> Conversation:
-    """Turns (episodic), observations (semantic) and reworded copies of some turns.
-
-    Every memory records in ``metadata['turns']`` the turn ids it stands for: its
-    own ``dia_id`` for a turn and its copy, the evidence turns for an observation.
-    """
-    conv = Conversation(str(raw.get("sample_id", "conv")))
-    sessions = raw["conversation"]
-    copies: list[dict[str, Any]] = []
-    n = 1
-    while f"session_{n}" in sessions:
-        session = f"s{n}"
-        start = parse_date(sessions[f"session_{n}_date_time"])
-        for i, turn in enumerate(sessions[f"session_{n}"]):
-            at = start + timedelta(seconds=30 * i)
-            meta = {"dia_id": turn["dia_id"], "speaker": turn["speaker"], "turns": [turn["dia_id"]]}
-            conv.items.append(
-                {
-                    "text": render_turn(turn),
-                    "kind": "episodic",
-                    "session": session,
-                    "created_at": at,
-                    "metadata": meta,
-                }
-            )
-            # One generator per turn: a larger fraction copies a superset of the same turns,
-            # reworded the same way (so cached embeddings carry over between runs).
-            rng = random.Random(f"{seed}:{conv.name}:{turn['dia_id']}")
-            if rng.random() < copy_fraction:
-                copies.append(
-                    {
-                        "text": render_turn(turn, reword(turn["text"], rng)),
-                        "kind": "episodic",
-                        "session": session,
-                        "created_at": at + timedelta(seconds=10),
-                        "metadata": {**meta, "copy": True},
-                    }
-                )
-        observed = raw.get("observation", {}).get(f"session_{n}_observation", {})
-        for speaker, facts in sorted(observed.items()):
-            for j, (text, evidence) in enumerate(facts):
-                turns = sorted(set(_DIA.findall(json.dumps(evidence))))
-                conv.items.append(
-                    {
-                        "text": text,
-                        "kind": "semantic",
-                        "session": session,
-                        "created_at": start + timedelta(hours=1, seconds=j),
-                        "metadata": {"speaker": speaker, "evidence": turns, "turns": turns},
-                    }
-                )
-        n += 1
-    conv.items.extend(copies)
-    for qa in raw.get("qa", []):
-        evidence = sorted(set(_DIA.findall(json.dumps(qa.get("evidence", [])))))
-        conv.questions.append(
-            {"question": qa["question"], "evidence": evidence, "category": qa.get("category")}
-        )
-    return conv
-
-
-def load_locomo(
-    path: Path, *, copy_fraction: float, seed: int, limit: int | None = None
-) -> list[Conversation]:
-    raw = json.loads(Path(path).read_text())
-    raw = raw[:limit] if limit else raw
-    return [build_conversation(c, copy_fraction=copy_fraction, seed=seed) for c in raw]
+from locomo_data import CATEGORIES
+from locomo_log import Conversation, load_locomo
 
 
 class EmbeddingCache:

@@ -49,7 +49,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +66,9 @@ from common import (
     set_offline_env,
     write_record,
 )
+from locomo_data import CATEGORIES, evidence_ids, parse_date, render_turn, session_of
 
-EVIDENCE_ID = re.compile(r"D(\d+):(\d+)")
-CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 SYSTEMS = ("dense", "bm25", "engramdb", "engramdb-no-access", "engramdb-sim-only")
-_DATE_FORMATS = ("%I:%M %p on %d %B, %Y", "%I:%M %p on %d %b, %Y", "%d %B, %Y")
 
 
 @dataclass(frozen=True)
@@ -97,35 +95,8 @@ class Conversation:
     questions: tuple[Question, ...]
 
 
-def parse_date(text: str) -> datetime:
-    for fmt in _DATE_FORMATS:
-        try:
-            return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    raise ValueError(f"LoCoMo session date {text!r} matches none of {_DATE_FORMATS}")
-
-
-def render(turn: dict[str, Any]) -> str:
-    text = f'{turn["speaker"]} said, "{turn["text"]}"'
-    caption = turn.get("blip_caption")
-    return f"{text} [shares {caption}]" if caption else text
-
-
-def evidence_ids(raw: Sequence[object]) -> tuple[str, ...]:
-    """Well-formed ``D<session>:<turn>`` ids from evidence strings (some are malformed)."""
-    found = [m.group(0) for item in raw for m in EVIDENCE_ID.finditer(str(item))]
-    return tuple(dict.fromkeys(found))
-
-
-def session_of(dia_id: str) -> int:
-    m = EVIDENCE_ID.fullmatch(dia_id)
-    if m is None:
-        raise ValueError(f"dia_id {dia_id!r} is not of the form D<session>:<turn>")
-    return int(m.group(1))
-
-
 def load_locomo(path: Path, *, limit: int | None = None) -> list[Conversation]:
+    """The first ``limit`` conversations (all if None) of a LoCoMo file: turns and questions."""
     data = json.loads(Path(path).read_text())
     out = []
     for conv in data[:limit]:
@@ -137,7 +108,7 @@ def load_locomo(path: Path, *, limit: int | None = None) -> list[Conversation]:
         for s in sessions:
             when = parse_date(c[f"session_{s}_date_time"])
             turns.extend(
-                Turn(t["dia_id"], session_of(t["dia_id"]), t["speaker"], render(t), when)
+                Turn(t["dia_id"], session_of(t["dia_id"]), t["speaker"], render_turn(t), when)
                 for t in c[f"session_{s}"]
             )
         questions = tuple(
