@@ -13,7 +13,7 @@ from engramdb.hyperbolic import (
     pairwise_distance,
     reconstruction_metrics,
 )
-from engramdb.hyperbolic.train import default_temperature
+from engramdb.hyperbolic.train import _Closure, _pair_weights, default_temperature
 
 
 @pytest.fixture(autouse=True)
@@ -134,6 +134,22 @@ def test_fit_rejects_bad_parameters() -> None:
         fit_poincare([("a", "a")], 2)
     with pytest.raises(ValidationError, match="temperature"):
         fit_poincare(edges, 2, temperature=0.0)
+    for balance in (-0.5, 1.5):
+        with pytest.raises(ValidationError, match="balance"):
+            fit_poincare(edges, 2, balance=balance)
+
+
+def test_balance_shares_the_pairs_between_nodes() -> None:
+    closure = _Closure(tree_closure(3, 3), symmetric=True)
+    anchors = closure.pairs[:, 0]
+    assert _pair_weights(closure, 0.0) is None  # every pair once per epoch
+    for balance in (0.5, 1.0):
+        weights = _pair_weights(closure, balance)
+        assert weights is not None
+        share = torch.zeros(len(closure.nodes), dtype=weights.dtype).index_add_(0, anchors, weights)
+        # A node anchors `degree` pairs of weight degree ** -balance each; at
+        # balance 1 every share is 1: the root weighs what a leaf does.
+        torch.testing.assert_close(share, closure.degree.pow(1.0 - balance))
 
 
 def test_default_temperature_follows_the_dimension() -> None:
