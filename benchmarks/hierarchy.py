@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/hierarchy.py CLOSURE.csv [--dims 2 5 10] [--epochs N]
+    python benchmarks/hierarchy.py CLOSURE.csv [--dims 2 5 10] [--epochs N] [--balance B]
         [--threads 2] [--out benchmarks/results] [--recall-sizes 10000 100000]
         [--recall-dims 16 384] [--queries 1000] [--seed 0] [--skip-recall]
         [--engine-sizes 10000 100000]
@@ -59,7 +59,6 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -433,13 +432,18 @@ def engine_markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def reconstruction_benchmark(
-    edges: list[tuple[str, str]], dims: Sequence[int], epochs: int | None, seed: int
+    edges: list[tuple[str, str]],
+    dims: Sequence[int],
+    epochs: int | None,
+    seed: int,
+    balance: float | None = None,
 ) -> list[dict[str, Any]]:
     rows = []
+    extra = {} if balance is None else {"balance": balance}
     for dim in dims:
         for geometry, fit in (("poincare", fit_poincare), ("euclidean", fit_euclidean)):
             t0 = time.perf_counter()
-            emb = fit(edges, dim, epochs=epochs, seed=seed)
+            emb = fit(edges, dim, epochs=epochs, seed=seed, **extra)
             train_s = time.perf_counter() - t0
             mean_rank, mean_ap = reconstruction_metrics(edges, emb, distance=geometry)  # type: ignore[arg-type]
             rows.append(
@@ -453,20 +457,6 @@ def reconstruction_benchmark(
             )
             print(json.dumps(rows[-1]), flush=True)
     return rows
-
-
-def git_sha() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
 
 
 def markdown(record: dict[str, Any]) -> str:
@@ -517,6 +507,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("closure", type=Path, help="closure CSV with id1,id2[,weight]")
     parser.add_argument("--dims", type=int, nargs="*", default=[2, 5, 10])
     parser.add_argument("--epochs", type=int, default=None, help="default: the library's")
+    parser.add_argument(
+        "--balance",
+        type=float,
+        default=None,
+        help="fit_poincare's pair balance, 0 (every pair alike) to 1 (every node alike); "
+        "default: the library's",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--recall-sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -543,7 +540,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     record: dict[str, Any] = {
         "benchmark": "hierarchy",
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "git_sha": git_sha(),
+        "git_sha": common.git_sha(),
         "versions": {
             "python": platform.python_version(),
             "numpy": np.__version__,
@@ -559,6 +556,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "closure": str(args.closure),
             "dims": args.dims,
             "epochs": args.epochs,
+            "balance": args.balance,
             "seed": args.seed,
             "recall_sizes": [] if args.skip_recall else args.recall_sizes,
             "recall_dims": args.recall_dims,
@@ -572,7 +570,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "nodes": len({n for e in edges for n in e}),
         },
     }
-    record["reconstruction"] = reconstruction_benchmark(edges, args.dims, args.epochs, args.seed)
+    record["reconstruction"] = reconstruction_benchmark(
+        edges, args.dims, args.epochs, args.seed, args.balance
+    )
     record["recall"] = []
     if not args.skip_recall:
         smallest = min(args.recall_sizes)
