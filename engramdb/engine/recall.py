@@ -181,7 +181,11 @@ class RecallMixin(StructureMixin):
             + w.access * access
         )
         ids = [view.ids[i] for i in labels]
-        order = sorted(range(len(ids)), key=lambda i: (-round(float(score[i]), 9), ids[i]))[:k]
+        # Scores equal to 6 decimals tie and fall back to id order. Finer
+        # rounding let float32 noise decide: two memories whose similarities
+        # are equal in exact arithmetic can come out of FAISS one ulp (6e-8)
+        # apart, and in the other order once the index is rebuilt on reopen.
+        order = sorted(range(len(ids)), key=lambda i: (-round(float(score[i]), 6), ids[i]))[:k]
         depths = view.depths()[labels] if self.space == "poincare" else None
         hits = [
             Hit(

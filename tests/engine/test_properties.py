@@ -65,3 +65,20 @@ def test_any_sequence_survives_reopen(ops: list[tuple], query: str) -> None:
                 )
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_exact_ties_keep_their_order_across_reopen(tmp_path: Path) -> None:
+    # Equal in exact arithmetic (same words, same counts), these two similarities
+    # came out of the index one float32 ulp apart before the reopen and equal
+    # after it; the tie must still break the same way (by id).
+    texts = ["apple apple piano engine forest window", "apple apple engine forest piano garden"]
+    with MemoryEngine.open(tmp_path, embedder="hashing") as eng:
+        eng.add("apple", agent="a")
+        eng.recall("apple", agent="a", k=3)
+        eng.add("apple", agent="a")
+        tied = sorted(m.id for m in eng.add_many(texts, agent="a"))
+        first = [h.memory.id for h in eng.recall("apple", agent="a", k=5, record_access=False)]
+    with MemoryEngine.open(tmp_path, embedder="hashing") as eng:
+        again = [h.memory.id for h in eng.recall("apple", agent="a", k=5, record_access=False)]
+    assert first == again
+    assert first[2:] == tied
