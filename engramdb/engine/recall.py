@@ -168,6 +168,12 @@ class RecallMixin(StructureMixin):
         ref: float,
         record: bool,
     ) -> list[Hit]:
+        # Similarities equal in exact arithmetic can come out of FAISS one
+        # float32 ulp (6e-8) apart, and the other way round once the index is
+        # rebuilt on reopen. Rounded to 6 decimals they are equal, so the tie
+        # breaks by id, the same way every time; the score is built from the
+        # rounded similarity, so hits stay sorted by the score they report.
+        sims = np.round(sims.astype(np.float64), 6)
         w = self.settings.weights
         half_life = w.half_life_days * 86400.0
         age = np.maximum(ref - view.created.data[labels], 0.0)
@@ -175,17 +181,13 @@ class RecallMixin(StructureMixin):
         importance = view.importance.data[labels].astype(np.float64)
         access = 1.0 - np.exp(-view.access.data[labels] / w.access_scale)
         score = (
-            w.similarity * sims.astype(np.float64)
+            w.similarity * sims
             + w.recency * recency
             + w.importance * importance
             + w.access * access
         )
         ids = [view.ids[i] for i in labels]
-        # Scores equal to 6 decimals tie and fall back to id order. Finer
-        # rounding let float32 noise decide: two memories whose similarities
-        # are equal in exact arithmetic can come out of FAISS one ulp (6e-8)
-        # apart, and in the other order once the index is rebuilt on reopen.
-        order = sorted(range(len(ids)), key=lambda i: (-round(float(score[i]), 6), ids[i]))[:k]
+        order = sorted(range(len(ids)), key=lambda i: (-float(score[i]), ids[i]))[:k]
         depths = view.depths()[labels] if self.space == "poincare" else None
         hits = [
             Hit(
