@@ -406,8 +406,8 @@ def fit_poincare(
             ``balance=0``): on WordNet mammals it raised MAP from 0.78 to
             0.82-0.84 (seeds 0-1), but on random trees of 1,000 nodes it
             dropped from 0.83 to 0.67-0.70, and at dim 5 on mammals from 0.98
-            to 0.95. With ``burn_in=100`` as well, the other
-            WordNet subtrees fell: bird 0.82 to 0.71, fish 0.86 to 0.78.
+            to 0.95. With ``burn_in=100`` as well, other WordNet subtrees
+            fell: bird 0.82 to 0.71, fish 0.86 to 0.78.
         init_scale: Points start uniform in ``[-init_scale, init_scale]^dim``.
         temperature: Distances are divided by it inside the softmax; ``None``
             means :func:`default_temperature` of ``dim``, ``1 / (dim - 1)``.

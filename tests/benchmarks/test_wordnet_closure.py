@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "wordnet_closure.py"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 # A few synsets in WordNet 3.0's database format: "dog" has two senses, the
 # second under "person"; "lassie" is an instance of dog.n.01.
@@ -35,13 +33,12 @@ puppy n 1 1 @ 1 0 00000003
 """
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_wordnet_closure", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(BENCH))
+    import wordnet_closure
+
+    return wordnet_closure
 
 
 @pytest.fixture
@@ -61,8 +58,9 @@ def read_pairs(path: Path) -> set[tuple[str, str]]:
     return {(row[0], row[1]) for row in rows[1:]}
 
 
-def test_closure_follows_hypernyms_and_instances(wordnet_dir: Path, tmp_path: Path) -> None:
-    script = load_script()
+def test_closure_follows_hypernyms_and_instances(
+    script: ModuleType, wordnet_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     script.main([str(wordnet_dir), "dog.n.01", "animal.n.01", "--out", str(out)])
     assert read_pairs(out / "dog.n.01_closure.csv") == {
@@ -82,7 +80,8 @@ def test_closure_follows_hypernyms_and_instances(wordnet_dir: Path, tmp_path: Pa
     assert read_pairs(out / "dog.n.01_closure.csv") == {("puppy.n.01", "dog.n.01")}
 
 
-def test_unknown_root_is_refused_by_name(wordnet_dir: Path, tmp_path: Path) -> None:
-    script = load_script()
+def test_unknown_root_is_refused_by_name(
+    script: ModuleType, wordnet_dir: Path, tmp_path: Path
+) -> None:
     with pytest.raises(SystemExit, match=re.escape("'cat.n.01' is not in data.noun")):
         script.main([str(wordnet_dir), "cat.n.01", "--out", str(tmp_path)])
