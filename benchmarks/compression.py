@@ -186,7 +186,7 @@ def sizes(engine: Any, agent: str, workdir: Path) -> dict[str, int]:
     active = rows.filter(pc.equal(rows.column("status"), "active"))
     out = {"rows_bytes": int(rows.nbytes), "active_rows_bytes": int(active.nbytes)}
     try:
-        import engramdb.engine.snapshots  # noqa: F401
+        import engramdb.snapshots.io  # noqa: F401
 
         for name, archived in (("snapshot_bytes", True), ("active_snapshot_bytes", False)):
             path = workdir / f"{agent}-{name}.engram"

@@ -200,7 +200,7 @@ def run_size(n: int, args: argparse.Namespace, work: Path) -> list[dict[str, Any
     import pyarrow.ipc as ipc
 
     from engramdb import MemoryEngine
-    from engramdb.engine.snapshots import export_snapshot, import_snapshot
+    from engramdb.snapshots.io import export_snapshot, import_snapshot
 
     print(f"[n={n}] building the store", file=sys.stderr, flush=True)
     source = build_store(work / f"src-{n}", n, args.seed)

@@ -5,7 +5,7 @@ index file, a table, a collection) and one or more *variants* that open that art
 in a fresh process and answer queries. Queries return row numbers of the base set,
 so every system is scored against the same exact ground truth.
 
-Parameters are engramdb's own (``engramdb/engine/index.py``), so raw FAISS is the
+Parameters are engramdb's own (``engramdb/index/vector.py``), so raw FAISS is the
 floor engramdb's overhead is measured against:
 
 - flat: ``IndexFlatIP`` (engramdb wraps it in ``IndexIDMap2``).
@@ -70,7 +70,7 @@ def builder_of(variant: str) -> str:
 
 
 def ivf_params(n: int) -> tuple[int, int]:
-    """(nlist, nprobe) exactly as ``engramdb.engine.index.IVFIndex`` picks them."""
+    """(nlist, nprobe) exactly as ``engramdb.index.vector.IVFIndex`` picks them."""
     nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
     return nlist, max(1, min(nlist, nlist // 8 + 8))
 

@@ -14,7 +14,7 @@ from engramdb.config import ScoringWeights, Settings
 from engramdb.consolidation import ConsolidationPolicy, ConsolidationReport
 from engramdb.embeddings import Embedder, HashingEmbedder, SentenceTransformerEmbedder
 from engramdb.engine import Hit, Memory, MemoryEngine, MemoryKind, MemoryStatus
-from engramdb.engine.snapshots import read_snapshot_manifest
+from engramdb.snapshots.io import read_snapshot_manifest
 from engramdb.errors import (
     EmbedderMismatchError,
     EngramError,

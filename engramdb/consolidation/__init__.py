@@ -1,7 +1,7 @@
 """Consolidation's algorithms: policy, duplicate groups, topic clusters, gists, retention.
 
 Pure functions over arrays and plain values; the pass that applies them to a
-store is :mod:`engramdb.engine.consolidate` (``engine.consolidate()``).
+store is :mod:`engramdb.consolidation.run` (``engine.consolidate()``).
 """
 
 from engramdb.consolidation.cluster import topic_clusters

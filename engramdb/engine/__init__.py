@@ -1,6 +1,6 @@
 """The engine: records, the LanceDB store of record, FAISS indexes and recall."""
 
 from engramdb.engine.engine import SPACES, MemoryEngine
-from engramdb.engine.records import Hit, Memory, MemoryKind, MemoryStatus
+from engramdb.records import Hit, Memory, MemoryKind, MemoryStatus
 
 __all__ = ["SPACES", "Hit", "Memory", "MemoryEngine", "MemoryKind", "MemoryStatus"]

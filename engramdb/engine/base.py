@@ -15,20 +15,20 @@ from tqdm.auto import tqdm
 from engramdb._types import FloatMatrix
 from engramdb.config import Settings
 from engramdb.embeddings import Embedder
-from engramdb.engine.lock import WriterLock
-from engramdb.engine.records import (
+from engramdb.store.lock import WriterLock
+from engramdb.records import (
     Memory,
     MemoryKind,
     check_id,
     check_name,
     utcnow,
 )
-from engramdb.engine.store import (
+from engramdb.store.table import (
     MemoryTable,
     arrow_to_memories,
     arrow_vectors,
 )
-from engramdb.engine.view import AgentView, from_micros, normalize_rows, to_micros
+from engramdb.index.view import AgentView, from_micros, normalize_rows, to_micros
 from engramdb.errors import (
     NotFoundError,
     ReadOnlyError,

@@ -41,7 +41,7 @@ from typing import Any
 import lancedb
 import pyarrow as pa
 
-from engramdb.engine.records import check_name
+from engramdb.records import check_name
 from engramdb.errors import NotFoundError, ValidationError
 
 __all__ = [

@@ -20,10 +20,10 @@ from engramdb._types import FloatMatrix
 from engramdb.config import Settings, default_store_path
 from engramdb.embeddings import CachedEmbedder, Embedder, EmbedderInfo, resolve_embedder
 from engramdb.engine.base import SPACES, kind_of, ttl_seconds
-from engramdb.engine.index import INDEX_KINDS
-from engramdb.engine.lock import WriterLock
+from engramdb.index.vector import INDEX_KINDS
+from engramdb.store.lock import WriterLock
 from engramdb.engine.recall import RecallMixin
-from engramdb.engine.records import (
+from engramdb.records import (
     Memory,
     MemoryKind,
     as_utc,
@@ -34,13 +34,13 @@ from engramdb.engine.records import (
     new_id,
     utcnow,
 )
-from engramdb.engine.store import (
+from engramdb.store.table import (
     STORE_FORMAT,
     MemoryTable,
     read_meta,
     write_meta,
 )
-from engramdb.engine.view import normalize_rows
+from engramdb.index.view import normalize_rows
 from engramdb.errors import (
     EmbedderMismatchError,
     NotFoundError,
@@ -546,9 +546,9 @@ class MemoryEngine(RecallMixin):
     ) -> Any:
         """Compress memories: expire, deduplicate, cluster into gists, forget by policy.
 
-        See :mod:`engramdb.engine.consolidate`. Returns a ``ConsolidationReport``.
+        See :mod:`engramdb.consolidation.run`. Returns a ``ConsolidationReport``.
         """
-        from engramdb.engine.consolidate import run_consolidation
+        from engramdb.consolidation.run import run_consolidation
 
         return run_consolidation(
             self, agent=agent, policy=policy, dry_run=dry_run, progress=progress
@@ -563,8 +563,8 @@ class MemoryEngine(RecallMixin):
         vectors: str = "float32",
         include_archived: bool = True,
     ) -> Any:
-        """Write an agent's whole memory to one verifiable file (see ``engine/snapshots.py``)."""
-        from engramdb.engine.snapshots import export_snapshot
+        """Write an agent's whole memory to one verifiable file (see :mod:`engramdb.snapshots.io`)."""
+        from engramdb.snapshots.io import export_snapshot
 
         return export_snapshot(
             self, path, agent=agent, key=key, vectors=vectors, include_archived=include_archived
@@ -580,7 +580,7 @@ class MemoryEngine(RecallMixin):
         reembed: bool = False,
     ) -> Any:
         """Restore an agent (or a copy under another name) from a snapshot file."""
-        from engramdb.engine.snapshots import import_snapshot
+        from engramdb.snapshots.io import import_snapshot
 
         return import_snapshot(self, path, agent=agent, mode=mode, key=key, reembed=reembed)
 

@@ -11,8 +11,8 @@ import numpy as np
 
 from engramdb._types import FloatMatrix
 from engramdb.engine.base import kind_of
-from engramdb.engine.filters import compile_filter
-from engramdb.engine.records import (
+from engramdb.index.filters import compile_filter
+from engramdb.records import (
     Hit,
     Memory,
     MemoryKind,
@@ -20,7 +20,7 @@ from engramdb.engine.records import (
     check_name,
 )
 from engramdb.engine.structure import StructureMixin
-from engramdb.engine.view import AgentView, normalize_rows
+from engramdb.index.view import AgentView, normalize_rows
 from engramdb.errors import (
     ValidationError,
 )
@@ -63,7 +63,7 @@ class RecallMixin(StructureMixin):
             k: How many hits at most (1 to 10,000).
             kinds: Only these kinds.
             session: Only this session.
-            where: Metadata filter (see :mod:`engramdb.engine.filters`).
+            where: Metadata filter (see :mod:`engramdb.index.filters`).
             since: Only memories created at or after this time.
             until: Only memories created before this time.
             include_archived: Also return memories archived by consolidation.

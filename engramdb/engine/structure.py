@@ -6,13 +6,13 @@ import numpy as np
 
 from engramdb._types import FloatMatrix
 from engramdb.engine.base import EngineBase
-from engramdb.engine.records import (
+from engramdb.records import (
     Hit,
     Memory,
     check_id,
     check_name,
 )
-from engramdb.engine.view import AgentView
+from engramdb.index.view import AgentView
 from engramdb.errors import (
     NotFoundError,
     ValidationError,
@@ -72,7 +72,7 @@ class StructureMixin(EngineBase):
     def _rank_by_distance(
         self, view: AgentView, qvec: FloatMatrix, k: int, mask: np.ndarray, record: bool
     ) -> list[Hit]:
-        from engramdb.engine.hierarchy import norm_of, points
+        from engramdb.index.hierarchy import norm_of, points
 
         if view.index.kind == "lance":
             raise ValidationError(
@@ -111,7 +111,7 @@ class StructureMixin(EngineBase):
             self._check_open()
             found = self._find(memory_id, agent)
             view = self._view(found.agent)
-            from engramdb.engine.hierarchy import ancestors
+            from engramdb.index.hierarchy import ancestors
 
             return [view.current(mid) for mid in ancestors(view.records, found.id)]
 
@@ -130,7 +130,7 @@ class StructureMixin(EngineBase):
         """Learn depths for an agent's linked memories by training Poincaré embeddings.
 
         Trains on the transitive closure of the agent's ``parent_id`` links
-        (see :func:`engramdb.engine.hierarchy.refine_depths`) and uses the learned
+        (see :func:`engramdb.index.hierarchy.refine_depths`) and uses the learned
         generality as ``Hit.depth`` and for ``depth=`` bands until the agent's
         memories change. Returns the learned depth of each linked memory.
         """
@@ -141,7 +141,7 @@ class StructureMixin(EngineBase):
                     "refine_hierarchy shapes the Poincaré space; open the store with "
                     "space='poincare'"
                 )
-            from engramdb.engine.hierarchy import refine_depths
+            from engramdb.index.hierarchy import refine_depths
 
             view = self._view(check_name(agent, what="agent"))
             view.refined = refine_depths(view.records, dim=dim, epochs=epochs, seed=seed)

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engramdb.engine.hierarchy import (
+from engramdb.index.hierarchy import (
     Hierarchy,
     build_hierarchy,
     extend_hierarchy,
     prune_hierarchy,
 )
-from engramdb.engine.records import Memory
+from engramdb.records import Memory
 
 # An operation: ("add", parent choice, batch size), ("remove", pick, how many),
 # ("readd", pick). Choices index into whatever ids exist at that point.

@@ -97,7 +97,7 @@ def test_distance_rank_is_exact_poincare_knn(tree) -> None:
     view = eng._view("a")
     labels = np.flatnonzero(view.alive.view)
     pts = view.vectors(labels).astype(np.float64) * view.depths()[labels][:, None]
-    from engramdb.engine.hierarchy import norm_of
+    from engramdb.index.hierarchy import norm_of
 
     q = eng._query_vector("knee pain").astype(np.float64)[None, :] * norm_of(np.array([1.5]))
     brute = pairwise_distance(q, pts, c=1.0)[0]
@@ -133,7 +133,7 @@ def test_distance_rank_follows_refined_depths(tree) -> None:
     depths = eng.refine_hierarchy(agent="a", dim=3, epochs=30)
     eng.recall("knee pain", agent="a", k=5, rank="distance", record_access=False)
     assert view.ball_index is ball
-    from engramdb.engine.hierarchy import points
+    from engramdb.index.hierarchy import points
 
     for mid in (ids["health and fitness"], ids["marathon training plan detail"]):
         label = view.label_of[mid]

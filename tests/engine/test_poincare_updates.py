@@ -13,7 +13,7 @@ import pytest
 
 from engramdb import MemoryEngine
 from engramdb.config import Settings
-from engramdb.engine.hierarchy import build_hierarchy, norm_of, points
+from engramdb.index.hierarchy import build_hierarchy, norm_of, points
 from engramdb.hyperbolic import pairwise_distance
 from engramdb.hyperbolic.index import PoincareFlatIndex
 

@@ -14,16 +14,16 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from engramdb._types import BoolArray, FloatMatrix, IntArray
-from engramdb.engine.ball import BallIndex
-from engramdb.engine.filters import Predicate
-from engramdb.engine.hierarchy import (
+from engramdb.index.ball import BallIndex
+from engramdb.index.filters import Predicate
+from engramdb.index.hierarchy import (
     Hierarchy,
     build_hierarchy,
     extend_hierarchy,
     prune_hierarchy,
 )
-from engramdb.engine.index import FlatIndex, HNSWIndex, IVFIndex, VectorIndex, make_index
-from engramdb.engine.records import Memory, MemoryKind, MemoryStatus
+from engramdb.index.vector import FlatIndex, HNSWIndex, IVFIndex, VectorIndex, make_index
+from engramdb.records import Memory, MemoryKind, MemoryStatus
 
 __all__ = ["AgentView", "from_micros", "normalize_rows", "to_micros", "to_ts"]
 
@@ -100,7 +100,7 @@ class AgentView:
         self.last_access = _Column(np.int64, _NO_ACCESS)
         self._sessions: dict[str | None, int] = {None: -1}
         self.refined: dict[str, float] = {}
-        """Depths learned by :func:`~engramdb.engine.hierarchy.refine_depths`, by id."""
+        """Depths learned by :func:`~engramdb.index.hierarchy.refine_depths`, by id."""
         self._hierarchy: Hierarchy | None = None
         self._depths: np.ndarray | None = None
         self.generation = 0

@@ -1,7 +1,7 @@
 """The ``engramdb`` command line: the Python API, one command per call.
 
-Feature commands live in modules of their own (``cli_consolidate``,
-``cli_snapshot``) and register on :data:`app` when imported at the bottom.
+Feature commands live in modules of their own (:mod:`.consolidate`,
+:mod:`.snapshot`) and register on :data:`app` when imported at the bottom.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from engramdb.api.errors import exit_code
+from engramdb.cli.errors import exit_code
 from engramdb.engine import MemoryEngine
 from engramdb.errors import EngramError
 
@@ -138,7 +138,7 @@ def _register_feature_commands() -> None:
     # Feature modules add their commands to ``app``; a missing one is simply absent.
     import importlib
 
-    for name in ("engramdb.api.cli_consolidate", "engramdb.api.cli_snapshot"):
+    for name in ("engramdb.cli.consolidate", "engramdb.cli.snapshot"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -1,7 +1,7 @@
 """The consolidation pass over a store: expire, deduplicate, cluster into gists, forget.
 
 Each agent is planned in memory from one scan of its rows, then written back
-with one :meth:`~engramdb.engine.store.MemoryTable.replace_agent` call, which is
+with one :meth:`~engramdb.store.table.MemoryTable.replace_agent` call, which is
 one LanceDB commit: a pass killed at any point leaves every agent either as it
 was or fully consolidated. An agent whose plan changes nothing is not written,
 so a second pass right after the first writes nothing at all.
@@ -59,9 +59,9 @@ from engramdb.consolidation.report import (
     ProgressCallback,
     ProgressEvent,
 )
-from engramdb.engine.records import Memory, MemoryKind, MemoryStatus, check_name, new_id, utcnow
-from engramdb.engine.store import arrow_to_memories, arrow_vectors, memories_to_arrow
-from engramdb.engine.view import normalize_rows
+from engramdb.records import Memory, MemoryKind, MemoryStatus, check_name, new_id, utcnow
+from engramdb.store.table import arrow_to_memories, arrow_vectors, memories_to_arrow
+from engramdb.index.view import normalize_rows
 from engramdb.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:

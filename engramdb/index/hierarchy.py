@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engramdb._types import FloatMatrix
-from engramdb.engine.records import Memory
+from engramdb.records import Memory
 from engramdb.errors import ValidationError
 
 __all__ = [

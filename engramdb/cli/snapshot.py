@@ -1,7 +1,7 @@
 """CLI commands for snapshots and checkpoints: ``export``, ``import``, ``snapshot-info``,
 ``checkpoint``, ``rollback``, ``checkpoints`` and ``checkpoint-delete``.
 
-They mirror the Python API (:mod:`engramdb.engine.snapshots`,
+They mirror the Python API (:mod:`engramdb.snapshots.io`,
 :mod:`engramdb.engine.checkpoints`). Keys come from ``--key-file`` (32 raw bytes,
 or 64 hex characters: ``head -c 32 /dev/urandom > bot.key``) or a passphrase typed
 at a hidden prompt (``--passphrase``); importing a passphrase-sealed file prompts
@@ -18,16 +18,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from engramdb.api.cli import StoreOption, app, console, err_console, open_engine
-from engramdb.api.errors import exit_code
+from engramdb.cli.app import StoreOption, app, console, err_console, open_engine
+from engramdb.cli.errors import exit_code
 from engramdb.engine.checkpoints import (
     create_checkpoint,
     delete_checkpoint,
     list_checkpoints,
     rollback_checkpoint,
 )
-from engramdb.engine.snapshot_format import manifest_json
-from engramdb.engine.snapshots import (
+from engramdb.snapshots.format import manifest_json
+from engramdb.snapshots.io import (
     MODES,
     export_snapshot,
     import_snapshot,

@@ -2,7 +2,7 @@
 
 In the Poincaré space each memory is a point whose direction is its text
 embedding and whose norm is its depth in the hierarchy (see
-:mod:`engramdb.engine.hierarchy`); ``recall(..., rank="distance")`` searches
+:mod:`engramdb.index.hierarchy`); ``recall(..., rank="distance")`` searches
 these points. A write moves few of them: the memories written and, because a
 leaf sits deeper than a parent, the parents that gain their first child or
 lose their last. Rebuilding the index after every write would make the next
@@ -27,8 +27,8 @@ from collections.abc import Callable
 import numpy as np
 
 from engramdb._types import BoolArray, Float64Array, FloatMatrix, IntArray
-from engramdb.engine.hierarchy import points
-from engramdb.engine.index import build_threads, faiss_threads
+from engramdb.index.hierarchy import points
+from engramdb.index.vector import build_threads, faiss_threads
 from engramdb.hyperbolic.index import PoincareFlatIndex, PoincareHNSWIndex, SearchResult
 
 __all__ = ["REBUILD_FRACTION", "BallIndex"]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engramdb.engine.index import FlatIndex, HNSWIndex, IVFIndex, VectorIndex
+from engramdb.index.vector import FlatIndex, HNSWIndex, IVFIndex, VectorIndex
 
 
 def clustered(n: int, dim: int, *, seed: int, clusters: int = 64) -> np.ndarray:

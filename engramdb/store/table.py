@@ -27,7 +27,7 @@ import pyarrow as pa
 from lancedb.index import IvfPq
 
 from engramdb._types import FloatMatrix
-from engramdb.engine.records import Memory, MemoryKind, MemoryStatus
+from engramdb.records import Memory, MemoryKind, MemoryStatus
 from engramdb.errors import StoreFormatError
 
 __all__ = ["STORE_FORMAT", "MemoryTable", "memories_to_arrow", "read_meta", "write_meta"]

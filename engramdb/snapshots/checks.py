@@ -3,7 +3,7 @@
 A hash proves that a file's bytes are the writer's, not that the writer was
 engramdb, so :func:`decode_parts` checks every part of a snapshot (columns and
 their types, ids, kinds, statuses, names, texts, metadata, ranges, vectors)
-before :func:`~engramdb.engine.snapshots.import_snapshot` touches the store.
+before :func:`~engramdb.snapshots.io.import_snapshot` touches the store.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engramdb._types import FloatMatrix
-from engramdb.engine.records import MemoryKind, MemoryStatus, check_name
-from engramdb.engine.snapshot_format import SnapshotManifest, counts_of, vector_codec
-from engramdb.engine.store import schema as store_schema
+from engramdb.records import MemoryKind, MemoryStatus, check_name
+from engramdb.snapshots.format import SnapshotManifest, counts_of, vector_codec
+from engramdb.store.table import schema as store_schema
 from engramdb.errors import SnapshotError, ValidationError
 
 __all__ = [

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from engramdb._types import FloatMatrix
-from engramdb.engine.snapshot_manifest import VectorEncoding
+from engramdb.snapshots.manifest import VectorEncoding
 from engramdb.errors import SnapshotError, ValidationError
 
 __all__ = ["VECTOR_CODECS", "VectorCodec", "vector_codec"]

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from engramdb import MemoryEngine, Settings
 from engramdb.consolidation import ConsolidationPolicy, retention
-from engramdb.engine.records import Memory, MemoryKind, MemoryStatus
+from engramdb.records import Memory, MemoryKind, MemoryStatus
 from engramdb.errors import NotFoundError, ReadOnlyError, ValidationError
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
@@ -280,7 +280,7 @@ def test_read_only_engines_cannot_consolidate(store_path: Path) -> None:
 def test_the_report_counts_kinds_statuses_and_bytes(engine: MemoryEngine) -> None:
     engine.add_many(["note a", "Note A.", "note b"], agent="bot", kind="semantic")
     events: list[str] = []
-    from engramdb.engine.consolidate import run_consolidation
+    from engramdb.consolidation.run import run_consolidation
 
     report = run_consolidation(
         engine, agent="bot", progress=lambda e: events.append(f"{e.agent}:{e.step}")
@@ -388,7 +388,7 @@ def test_no_memory_is_lost_and_a_second_pass_changes_nothing(
 CONSOLIDATOR = """
 import sys
 from engramdb import MemoryEngine
-from engramdb.engine.consolidate import run_consolidation
+from engramdb.consolidation.run import run_consolidation
 eng = MemoryEngine.open(sys.argv[1], embedder="hashing")
 def report(event):
     if event.step == "write":

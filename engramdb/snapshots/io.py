@@ -7,7 +7,7 @@ Example:
     >>> other.import_snapshot("bot.egm", agent="bot-copy", key="passphrase").added
     1204
 
-The file layout is described in :mod:`engramdb.engine.snapshot_format`.
+The file layout is described in :mod:`engramdb.snapshots.format`.
 
 Restore is all or nothing. The whole file is read and verified (magic, format,
 every hash, the key, every row and vector, the embedder) before the store is
@@ -43,8 +43,8 @@ from tqdm.auto import tqdm
 from engramdb._types import FloatMatrix
 from engramdb.embeddings import EmbedderInfo
 from engramdb.engine.checkpoints import replace_agent_rows
-from engramdb.engine.records import MemoryStatus, check_name, utcnow
-from engramdb.engine.snapshot_checks import (
+from engramdb.records import MemoryStatus, check_name, utcnow
+from engramdb.snapshots.checks import (
     CROCKFORD,
     NOT_RECORDS,
     PROVENANCE,
@@ -53,7 +53,7 @@ from engramdb.engine.snapshot_checks import (
     id_keys,
     increasing,
 )
-from engramdb.engine.snapshot_format import (
+from engramdb.snapshots.format import (
     EmbedderSpec,
     Part,
     SnapshotManifest,
@@ -63,7 +63,7 @@ from engramdb.engine.snapshot_format import (
     vector_codec,
     write_snapshot,
 )
-from engramdb.engine.view import normalize_rows
+from engramdb.index.view import normalize_rows
 from engramdb.errors import (
     EmbedderMismatchError,
     NotFoundError,
@@ -97,7 +97,7 @@ class SnapshotInfo:
         agent: Whose memory it holds.
         memories: How many memories.
         bytes: File size.
-        sha256: The file's root hash (see :mod:`engramdb.engine.snapshot_format`).
+        sha256: The file's root hash (see :mod:`engramdb.snapshots.format`).
         vectors: The vector encoding.
         encrypted: Whether it is sealed with a key or passphrase.
         manifest: The full manifest.

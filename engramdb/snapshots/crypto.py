@@ -1,6 +1,6 @@
 """Sealing snapshot segments with AES-256-GCM, keyed by 32 bytes or a scrypt passphrase.
 
-See :mod:`engramdb.engine.snapshot_format` for what is sealed and what each
+See :mod:`engramdb.snapshots.format` for what is sealed and what each
 block's associated data binds it to.
 """
 
@@ -12,7 +12,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from engramdb.engine.snapshot_manifest import FORMAT_VERSION, MAGIC, Encryption
+from engramdb.snapshots.manifest import FORMAT_VERSION, MAGIC, Encryption
 from engramdb.errors import SnapshotError, SnapshotIntegrityError, SnapshotKeyError, ValidationError
 
 __all__ = ["Key", "new_sealer", "open_sealed", "opener", "seal"]

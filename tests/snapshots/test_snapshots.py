@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engramdb import Memory, MemoryEngine, MemoryStatus
-from engramdb.engine.snapshot_format import FORMAT_VERSION, MAGIC, Part, write_snapshot
-from engramdb.engine.snapshots import copy_id, read_snapshot_manifest, verify_snapshot
+from engramdb.snapshots.format import FORMAT_VERSION, MAGIC, Part, write_snapshot
+from engramdb.snapshots.io import copy_id, read_snapshot_manifest, verify_snapshot
 from engramdb.errors import (
     EmbedderMismatchError,
     NotFoundError,
@@ -477,7 +477,7 @@ def test_truncation_at_any_point_is_refused(engine: MemoryEngine, small: Path, t
 
 def test_large_segments_are_hashed_in_blocks(engine, other, tmp_path, monkeypatch):
     """Segments over HASH_BLOCK list per-block digests, checked on two threads."""
-    from engramdb.engine import snapshot_format
+    from engramdb.snapshots import format as snapshot_format
 
     monkeypatch.setattr(snapshot_format, "HASH_BLOCK", 1024)
     monkeypatch.setattr(snapshot_format, "_THREADED_BYTES", 0)

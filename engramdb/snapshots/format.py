@@ -59,9 +59,9 @@ The envelope and the manifest are padded with JSON whitespace to keep every
 part 8-byte aligned, so parts are read in place.
 
 This module writes and reads the layout; the manifest's models are in
-:mod:`~engramdb.engine.snapshot_manifest`, the vector codecs in
-:mod:`~engramdb.engine.snapshot_codecs` and the sealing in
-:mod:`~engramdb.engine.snapshot_crypto`.
+:mod:`~engramdb.snapshots.manifest`, the vector codecs in
+:mod:`~engramdb.snapshots.codecs` and the sealing in
+:mod:`~engramdb.snapshots.crypto`.
 """
 
 from __future__ import annotations
@@ -82,9 +82,9 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pydantic
 
-from engramdb.engine.snapshot_codecs import VECTOR_CODECS, VectorCodec, vector_codec
-from engramdb.engine.snapshot_crypto import Key, new_sealer, open_sealed, opener, seal
-from engramdb.engine.snapshot_manifest import (
+from engramdb.snapshots.codecs import VECTOR_CODECS, VectorCodec, vector_codec
+from engramdb.snapshots.crypto import Key, new_sealer, open_sealed, opener, seal
+from engramdb.snapshots.manifest import (
     FORMAT_VERSION,
     MAGIC,
     Body,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from engramdb import MemoryEngine, ValidationError
-from engramdb.engine.records import Memory, check_name, new_id
+from engramdb.records import Memory, check_name, new_id
 
 BAD_NAMES = [
     "",

@@ -23,14 +23,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engramdb.api.cli import StoreOption, app, console, err_console
-from engramdb.api.errors import exit_code
+from engramdb.cli.app import StoreOption, app, console, err_console
+from engramdb.cli.errors import exit_code
 from engramdb.config import default_store_path
 from engramdb.consolidation import ConsolidationPolicy
 from engramdb.consolidation.report import STEPS, AgentReport, ProgressEvent
 from engramdb.engine import MemoryEngine
-from engramdb.engine.consolidate import run_consolidation
-from engramdb.engine.store import read_meta
+from engramdb.consolidation.run import run_consolidation
+from engramdb.store.table import read_meta
 from engramdb.errors import EngramError, StoreLockedError
 
 __all__ = ["JOURNAL", "consolidate"]

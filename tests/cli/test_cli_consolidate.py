@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from engramdb import MemoryEngine
-from engramdb.api.cli import app
-from engramdb.api.cli_consolidate import JOURNAL
+from engramdb.cli.app import app
+from engramdb.cli.consolidate import JOURNAL
 
 runner = CliRunner()
 T0 = datetime(2024, 3, 1, tzinfo=UTC)

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engramdb import MemoryEngine
-from engramdb.api.cli import app
+from engramdb.cli.app import app
 
 runner = CliRunner()
 

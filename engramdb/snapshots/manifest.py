@@ -1,7 +1,7 @@
 """The snapshot manifest: what a snapshot file says about itself.
 
 These pydantic models are the JSON of a snapshot's clear envelope and of its
-manifest segment (see :mod:`engramdb.engine.snapshot_format` for the layout).
+manifest segment (see :mod:`engramdb.snapshots.format` for the layout).
 Unknown fields are ignored, so a newer writer may add optional ones within a
 format version.
 """

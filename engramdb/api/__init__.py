@@ -1,1 +1,0 @@
-"""The faces over the engine: the command-line interface (and, later, HTTP and MCP)."""

@@ -1,0 +1,1 @@
+"""The command-line interface (HTTP and MCP faces sit beside it)."""

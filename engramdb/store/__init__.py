@@ -1,0 +1,6 @@
+"""The store of record: the only code that calls LanceDB.
+
+One LanceDB table holds every memory of a store; :class:`MemoryTable` owns it
+(writes, commit counting and compaction, versions and tags), :mod:`.meta` the
+store's metadata file and :mod:`.lock` the single-writer lock.
+"""
