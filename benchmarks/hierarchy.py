@@ -369,7 +369,7 @@ def engine_benchmark(n: int, n_queries: int, seed: int, work: Path) -> dict[str,
             "writes": writes,
             **lat,
         }
-        ball = engine._view(ENGINE_AGENT).ball_index
+        ball = engine._views.get(ENGINE_AGENT).ball_index
         if ball is not None:  # the Poincaré index: built once, then updated in place
             res["ball_index"] = {
                 "builds": ball.builds,

@@ -10,11 +10,11 @@ Example:
     ...     [h.memory.text for h in engine.recall("Where does Alice live?", agent="assistant")]
 """
 
+from engramdb._version import __version__
 from engramdb.config import ScoringWeights, Settings
 from engramdb.consolidation import ConsolidationPolicy, ConsolidationReport
 from engramdb.embeddings import Embedder, HashingEmbedder, SentenceTransformerEmbedder
 from engramdb.engine import Hit, Memory, MemoryEngine, MemoryKind, MemoryStatus
-from engramdb.snapshots.io import read_snapshot_manifest
 from engramdb.errors import (
     EmbedderMismatchError,
     EngramError,
@@ -22,8 +22,7 @@ from engramdb.errors import (
     StoreLockedError,
     ValidationError,
 )
-
-__version__ = "0.1.0"
+from engramdb.snapshots.io import read_snapshot_manifest
 
 __all__ = [
     "ConsolidationPolicy",

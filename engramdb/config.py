@@ -9,7 +9,9 @@ from pathlib import Path
 
 import platformdirs
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from engramdb._validation import CheckedSettings
 
 __all__ = [
     "DEFAULT_EXACT_THRESHOLD",
@@ -34,7 +36,7 @@ DEFAULT_ACCESS_FLUSH_EVERY = 512
 """Buffered recall accesses that trigger one batched write."""
 
 
-class ScoringWeights(BaseSettings):
+class ScoringWeights(CheckedSettings):
     """How recall blends similarity with recency, importance and use.
 
     ``score = similarity + recency * 0.5**(age / half_life) + importance * imp
@@ -55,7 +57,7 @@ class ScoringWeights(BaseSettings):
     access_scale: float = Field(5.0, gt=0.0)
 
 
-class Settings(BaseSettings):
+class Settings(CheckedSettings):
     """Engine settings; any field can be set as ``ENGRAMDB_<FIELD>``."""
 
     model_config = SettingsConfigDict(env_prefix="ENGRAMDB_", frozen=True)

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from engramdb._validation import CheckedModel
 from engramdb.config import DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_TEXT_BYTES
 from engramdb.errors import ValidationError
 
@@ -168,7 +169,7 @@ def check_id(value: object) -> str:
     return value
 
 
-class Memory(BaseModel):
+class Memory(CheckedModel):
     """One memory: immutable, validated, JSON-serializable.
 
     Example:

@@ -28,10 +28,10 @@ from engramdb.cli.errors import exit_code
 from engramdb.config import default_store_path
 from engramdb.consolidation import ConsolidationPolicy
 from engramdb.consolidation.report import STEPS, AgentReport, ProgressEvent
-from engramdb.engine import MemoryEngine
 from engramdb.consolidation.run import run_consolidation
-from engramdb.store.table import read_meta
+from engramdb.engine import MemoryEngine
 from engramdb.errors import EngramError, StoreLockedError
+from engramdb.store.meta import read_meta
 
 __all__ = ["JOURNAL", "consolidate"]
 

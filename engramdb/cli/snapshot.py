@@ -26,6 +26,7 @@ from engramdb.engine.checkpoints import (
     list_checkpoints,
     rollback_checkpoint,
 )
+from engramdb.errors import EngramError
 from engramdb.snapshots.format import manifest_json
 from engramdb.snapshots.io import (
     MODES,
@@ -34,7 +35,6 @@ from engramdb.snapshots.io import (
     read_snapshot_manifest,
     verify_snapshot,
 )
-from engramdb.errors import EngramError
 
 __all__ = ["read_key_file"]
 
@@ -238,18 +238,17 @@ def snapshot_info_cmd(
     if manifest.sealed:
         table.add_row("content", "sealed: pass --passphrase or --key-file to see it")
     else:
-        assert manifest.counts is not None and manifest.embedder is not None
-        assert manifest.vectors is not None
-        table.add_row("agent", str(manifest.agent))
+        content = manifest.content
+        table.add_row("agent", content.agent)
         table.add_row("created", str(manifest.created_at))
         table.add_row("engine", f"engramdb {manifest.engine_version}")
-        table.add_row("embedder", f"{manifest.embedder.name} (dim {manifest.embedder.dim})")
+        table.add_row("embedder", f"{content.embedder.name} (dim {content.embedder.dim})")
         table.add_row("space", str(manifest.space))
-        table.add_row("vectors", manifest.vectors.encoding)
-        table.add_row("memories", str(manifest.counts.total))
-        for kind, n in manifest.counts.kinds.items():
+        table.add_row("vectors", content.vectors.encoding)
+        table.add_row("memories", str(content.counts.total))
+        for kind, n in content.counts.kinds.items():
             table.add_row(f"  {kind}", str(n))
-        for status, n in manifest.counts.statuses.items():
+        for status, n in content.counts.statuses.items():
             table.add_row(f"  {status}", str(n))
         for part in manifest.parts:
             table.add_row(

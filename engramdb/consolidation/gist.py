@@ -18,6 +18,7 @@ import numpy as np
 
 from engramdb._types import FloatMatrix
 from engramdb.consolidation.text import distinct_texts
+from engramdb.errors import ValidationError
 
 __all__ = ["GIST_SEPARATOR", "Gist", "extractive_gist", "medoid"]
 
@@ -57,7 +58,7 @@ def extractive_gist(
         max_bytes: Longest gist text in UTF-8 bytes (later quotes are dropped to fit).
     """
     if not texts:
-        raise ValueError("a gist needs at least one member")
+        raise ValidationError("a gist needs at least one member; pass a non-empty group")
     v = np.ascontiguousarray(vectors, dtype=np.float32)
     sims = (v @ v.T).astype(np.float64)
     centre = int(np.argmax(sims.sum(axis=1)))

@@ -24,13 +24,14 @@ from __future__ import annotations
 import importlib
 import json
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from engramdb._validation import CheckedModel, problems
 from engramdb.errors import ValidationError
 
 __all__ = [
@@ -73,7 +74,7 @@ DEFAULT_DELETE_BELOW = 0.005
 """Retention below which a memory is deleted (about 7.6 half-lives of disuse)."""
 
 
-class _Stage(BaseModel):
+class _Stage(CheckedModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = True
@@ -180,7 +181,7 @@ def _import_callable(spec: str) -> Summarizer:
     return func  # type: ignore[no-any-return]
 
 
-class ConsolidationPolicy(BaseModel):
+class ConsolidationPolicy(CheckedModel):
     """Which stages a pass runs, and how.
 
     Attributes:
@@ -237,17 +238,13 @@ class ConsolidationPolicy(BaseModel):
     @classmethod
     def from_mapping(cls, data: object, *, source: str = "policy") -> ConsolidationPolicy:
         """Validate a plain mapping (parsed JSON or TOML) into a policy."""
-        if not isinstance(data, dict):
+        if not isinstance(data, Mapping):
             raise ValidationError(f"{source} must be a mapping of stage sections, got {data!r:.80}")
         try:
-            return cls.model_validate(data)
+            return cls.model_validate(dict(data))
         except pydantic.ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'policy'}: {err['msg']}"
-                for err in exc.errors()
-            )
             raise ValidationError(
-                f"{source} is not a valid consolidation policy: {problems}"
+                f"{source} is not a valid consolidation policy: {problems(exc)}"
             ) from None
 
     def stages(self) -> Sequence[str]:

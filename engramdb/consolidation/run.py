@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -59,13 +59,11 @@ from engramdb.consolidation.report import (
     ProgressCallback,
     ProgressEvent,
 )
-from engramdb.records import Memory, MemoryKind, MemoryStatus, check_name, new_id, utcnow
-from engramdb.store.table import arrow_to_memories, arrow_vectors, memories_to_arrow
-from engramdb.index.view import normalize_rows
 from engramdb.errors import NotFoundError, ValidationError
-
-if TYPE_CHECKING:
-    from engramdb.engine.engine import MemoryEngine
+from engramdb.index.view import normalize_rows
+from engramdb.ports import EngineCore
+from engramdb.records import Memory, MemoryKind, MemoryStatus, check_name, new_id, utcnow
+from engramdb.store.schema import arrow_to_memories, arrow_vectors, memories_to_arrow
 
 __all__ = [
     "CONSOLIDATED_KEY",
@@ -455,7 +453,7 @@ def _resolve_policy(policy: object) -> ConsolidationPolicy:
         return ConsolidationPolicy()
     if isinstance(policy, ConsolidationPolicy):
         return policy
-    if isinstance(policy, dict):
+    if isinstance(policy, Mapping):
         return ConsolidationPolicy.from_mapping(policy)
     raise ValidationError(
         f"policy {policy!r:.80} is not a ConsolidationPolicy; pass one, a dict of its "
@@ -464,7 +462,7 @@ def _resolve_policy(policy: object) -> ConsolidationPolicy:
 
 
 def _consolidate_agent(
-    engine: MemoryEngine,
+    engine: EngineCore,
     name: str,
     policy: ConsolidationPolicy,
     *,
@@ -473,7 +471,7 @@ def _consolidate_agent(
 ) -> AgentReport:
     start = time.perf_counter()
     dim = engine.embedder.dim
-    rows = engine.table.scan_agent(name)
+    rows = engine.store.scan_agent(name)
     if rows.num_rows == 0:
         raise NotFoundError(f"agent {name!r} has no memories in {engine.path}; see engine.agents()")
     memories = arrow_to_memories(rows)
@@ -494,9 +492,9 @@ def _consolidate_agent(
     elif dry_run:
         bytes_after = memories_to_arrow(after, after_vectors, dim).nbytes
     else:
-        engine.table.replace_agent(name, after, after_vectors)
+        engine.store.replace_agent(name, after, after_vectors)
         engine.invalidate(name)
-        bytes_after = engine.table.scan_agent(name).nbytes
+        bytes_after = engine.store.scan_agent(name).nbytes
     step("write")
     return AgentReport(
         agent=name,
@@ -511,10 +509,10 @@ def _consolidate_agent(
 
 
 def run_consolidation(
-    engine: MemoryEngine,
+    engine: EngineCore,
     *,
     agent: str | None = None,
-    policy: ConsolidationPolicy | dict[str, Any] | None = None,
+    policy: ConsolidationPolicy | Mapping[str, Any] | None = None,
     dry_run: bool = False,
     progress: bool | ProgressCallback = False,
 ) -> ConsolidationReport:

@@ -1,4 +1,4 @@
-"""The engine: records, the LanceDB store of record, FAISS indexes and recall."""
+"""The engine: the :class:`MemoryEngine` facade and the parts it is composed of."""
 
 from engramdb.engine.engine import SPACES, MemoryEngine
 from engramdb.records import Hit, Memory, MemoryKind, MemoryStatus

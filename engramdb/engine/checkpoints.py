@@ -34,15 +34,14 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from datetime import datetime
 
-import lancedb
 import pyarrow as pa
 
-from engramdb.records import check_name
 from engramdb.errors import NotFoundError, ValidationError
+from engramdb.ports import EngineCore
+from engramdb.records import check_name
+from engramdb.store.table import agent_filter
 
 __all__ = [
     "DEFAULT_KEEP",
@@ -51,7 +50,6 @@ __all__ = [
     "create_checkpoint",
     "delete_checkpoint",
     "list_checkpoints",
-    "replace_agent_rows",
     "rollback_checkpoint",
 ]
 
@@ -115,31 +113,13 @@ def _tag(agent: str, name: str) -> str:
     return f"{_PREFIX}{_agent_key(agent)}.{escaped}"
 
 
-def _tags(engine: Any, agent: str) -> dict[str, int]:
+def _tags(engine: EngineCore, agent: str) -> dict[str, int]:
     """The agent's checkpoint names and their versions."""
     prefix = f"{_PREFIX}{_agent_key(agent)}."
-    found = engine.table.table.tags.list()
     return {
-        _unescape(tag[len(prefix) :]): int(meta["version"])
-        for tag, meta in found.items()
+        _unescape(tag[len(prefix) :]): version
+        for tag, version in engine.store.tags().items()
         if tag.startswith(prefix)
-    }
-
-
-def _at_version(engine: Any, version: int) -> Any:
-    """A second handle on the table, checked out at ``version`` (the engine's stays latest)."""
-    table = engine.table.table
-    handle = lancedb.connect(str(Path(table.uri).parent)).open_table(table.name)
-    handle.checkout(version)
-    return handle
-
-
-def _times(engine: Any) -> dict[int, datetime]:
-    # LanceDB reports commit times as naive UTC.
-    return {
-        int(v["version"]): v["timestamp"].replace(tzinfo=UTC)
-        for v in engine.table.versions()
-        if isinstance(v.get("timestamp"), datetime)
     }
 
 
@@ -150,7 +130,7 @@ def _names(agent: object, name: object | None = None) -> None:
 
 
 def create_checkpoint(
-    engine: Any, *, agent: str, name: str, keep: int = DEFAULT_KEEP
+    engine: EngineCore, *, agent: str, name: str, keep: int = DEFAULT_KEEP
 ) -> Checkpoint:
     """Name the current state of an agent's memory.
 
@@ -177,43 +157,43 @@ def create_checkpoint(
                 f"agent {agent!r} already has a checkpoint {name!r} (version "
                 f"{existing[name]}); delete it first or use another name"
             )
-        version = engine.table.version
-        engine.table.table.tags.create(tag, version)
+        version = engine.store.version
+        engine.store.create_tag(tag, version)
         existing[name] = version
         ordered = sorted(existing.items(), key=lambda kv: (kv[1], kv[0]))
         for old, _ in ordered[: max(len(ordered) - keep, 0)]:
-            engine.table.table.tags.delete(_tag(agent, old))
-        memories = engine.table.count(f"agent = '{agent}'")
-    return Checkpoint(agent, name, version, _times(engine).get(version), memories)
+            engine.store.delete_tag(_tag(agent, old))
+        memories = engine.store.count(agent_filter(agent))
+        when = engine.store.version_times().get(version)
+    return Checkpoint(agent, name, version, when, memories)
 
 
-def list_checkpoints(engine: Any, *, agent: str) -> list[Checkpoint]:
+def list_checkpoints(engine: EngineCore, *, agent: str) -> list[Checkpoint]:
     """The agent's checkpoints, oldest first."""
     _names(agent)
     with engine.mutex:
-        if engine.read_only:
-            engine.table.refresh()
+        engine.check_open()
         tags = _tags(engine, agent)
-        times = _times(engine)
+        times = engine.store.version_times()
         out = []
         for name, version in sorted(tags.items(), key=lambda kv: (kv[1], kv[0])):
-            count = _at_version(engine, version).count_rows(f"agent = '{agent}'")
+            count = engine.store.count_at(version, agent_filter(agent))
             out.append(Checkpoint(agent, name, version, times.get(version), int(count)))
     return out
 
 
-def _find(engine: Any, agent: str, name: str) -> int:
+def _find(engine: EngineCore, agent: str, name: str) -> int:
     tags = _tags(engine, agent)
     if name not in tags:
         have = ", ".join(sorted(tags)) or "none"
         raise NotFoundError(
             f"agent {agent!r} has no checkpoint {name!r} (it has: {have}); list them with "
-            "engine.checkpoints(agent=...)"
+            "engine.checkpoints(agent=...) (CLI: engramdb checkpoints --agent AGENT)"
         )
     return tags[name]
 
 
-def rollback_checkpoint(engine: Any, *, agent: str, name: str) -> RollbackReport:
+def rollback_checkpoint(engine: EngineCore, *, agent: str, name: str) -> RollbackReport:
     """Make the agent's memory what it was at the checkpoint, in one commit.
 
     Other agents are untouched; the checkpoint stays (roll back to it again at will).
@@ -226,22 +206,24 @@ def rollback_checkpoint(engine: Any, *, agent: str, name: str) -> RollbackReport
         engine.check_writable()
         engine.flush()
         version = _find(engine, agent, name)
-        where = f"agent = '{agent}'"
-        old = _at_version(engine, version).search().where(where).limit(None).to_arrow()
-        before = engine.table.count(where)
-        rows = _conform_to(old, engine.table.table.schema)
-        replace_agent_rows(engine.table, agent, rows)
+        where = agent_filter(agent)
+        old = engine.store.scan_at(version, where)
+        before = engine.store.count(where)
+        rows = _conform_to(old, engine.store.schema)
+        commit = engine.store.replace_agent_rows(agent, rows)
         engine.invalidate(agent)
         report = RollbackReport(
-            checkpoint=Checkpoint(agent, name, version, _times(engine).get(version), rows.num_rows),
+            checkpoint=Checkpoint(
+                agent, name, version, engine.store.version_times().get(version), rows.num_rows
+            ),
             memories=rows.num_rows,
             removed=max(before - rows.num_rows, 0),
-            version=engine.table.version,
+            version=commit.version,
         )
     return report
 
 
-def delete_checkpoint(engine: Any, *, agent: str, name: str) -> None:
+def delete_checkpoint(engine: EngineCore, *, agent: str, name: str) -> None:
     """Delete a checkpoint; the version it held is freed at a later compaction.
 
     Raises:
@@ -251,7 +233,7 @@ def delete_checkpoint(engine: Any, *, agent: str, name: str) -> None:
     with engine.mutex:
         engine.check_writable()
         _find(engine, agent, name)
-        engine.table.table.tags.delete(_tag(agent, name))
+        engine.store.delete_tag(_tag(agent, name))
 
 
 def _conform_to(rows: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -265,18 +247,3 @@ def _conform_to(rows: pa.Table, schema: pa.Schema) -> pa.Table:
             "taken before a format change and cannot be rolled back to"
         )
     return pa.Table.from_arrays([rows.column(f.name).cast(f.type) for f in schema], schema=schema)
-
-
-def replace_agent_rows(table: Any, agent: str, rows: pa.Table) -> None:
-    """Make ``rows`` (in the table's schema) the agent's whole memory, in one commit.
-
-    What :meth:`MemoryTable.replace_agent` does, from Arrow rows rather than
-    :class:`Memory` values: a 100k-memory restore skips two conversions of every row.
-    """
-    (
-        table.table.merge_insert("id")
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
-        .when_not_matched_by_source_delete(f"agent = '{agent}'")
-        .execute(rows)
-    )

@@ -27,9 +27,9 @@ from collections.abc import Callable
 import numpy as np
 
 from engramdb._types import BoolArray, Float64Array, FloatMatrix, IntArray
+from engramdb.hyperbolic.index import PoincareFlatIndex, PoincareHNSWIndex, SearchResult
 from engramdb.index.hierarchy import points
 from engramdb.index.vector import build_threads, faiss_threads
-from engramdb.hyperbolic.index import PoincareFlatIndex, PoincareHNSWIndex, SearchResult
 
 __all__ = ["REBUILD_FRACTION", "BallIndex"]
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engramdb._types import FloatMatrix
-from engramdb.records import Memory
 from engramdb.errors import ValidationError
+from engramdb.records import Memory
 
 __all__ = [
     "CURVATURE",

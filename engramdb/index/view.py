@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from engramdb._types import BoolArray, FloatMatrix, IntArray
+from engramdb.errors import ValidationError
 from engramdb.index.ball import BallIndex
 from engramdb.index.filters import Predicate
 from engramdb.index.hierarchy import (
@@ -21,6 +22,7 @@ from engramdb.index.hierarchy import (
     build_hierarchy,
     extend_hierarchy,
     prune_hierarchy,
+    refine_depths,
 )
 from engramdb.index.vector import FlatIndex, HNSWIndex, IVFIndex, VectorIndex, make_index
 from engramdb.records import Memory, MemoryKind, MemoryStatus
@@ -223,7 +225,10 @@ class AgentView:
             return np.asarray(index._storage().reconstruct_batch(pos), dtype=np.float32)
         if isinstance(index, IVFIndex):
             return np.stack([index.index.reconstruct(int(x)) for x in labels])
-        raise TypeError(f"cannot read vectors back from {type(index).__name__}")
+        raise ValidationError(
+            f"the {index.kind!r} index keeps no vectors in memory; open the store with "
+            "index='auto' for operations that read them back"
+        )
 
     def _changed(self) -> None:
         # Hierarchy-derived state follows the records: recompute it on next use.
@@ -265,6 +270,12 @@ class AgentView:
             self.ball_index.sync(self.alive.view, self.depths(), self.vectors)
             self.ball_index.generation = self.generation
         return self.ball_index
+
+    def refine(self, *, dim: int, epochs: int | None, seed: int) -> dict[str, float]:
+        """Learn depths for the linked memories (see :func:`refine_depths`); returns them."""
+        self.refined = refine_depths(self.records, dim=dim, epochs=epochs, seed=seed)
+        self._changed()
+        return dict(self.refined)
 
     def hierarchy(self) -> Hierarchy:
         if self._hierarchy is None:

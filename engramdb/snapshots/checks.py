@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engramdb._types import FloatMatrix
+from engramdb.errors import SnapshotError, ValidationError
 from engramdb.records import MemoryKind, MemoryStatus, check_name
 from engramdb.snapshots.format import SnapshotManifest, counts_of, vector_codec
-from engramdb.store.table import schema as store_schema
-from engramdb.errors import SnapshotError, ValidationError
+from engramdb.store.schema import schema as store_schema
 
 __all__ = [
     "CROCKFORD",
@@ -53,10 +53,9 @@ def decode_parts(
     manifest: SnapshotManifest, parts: Mapping[str, pa.Table], path: Path, *, reembed: bool = False
 ) -> Decoded:
     """Decode and check every part; raise SnapshotError on anything a writer would not make."""
-    assert manifest.agent is not None and manifest.embedder is not None
-    assert manifest.vectors is not None and manifest.counts is not None
+    content = manifest.content
     try:
-        check_name(manifest.agent, what="agent")
+        check_name(content.agent, what="agent")
     except ValidationError as exc:
         raise SnapshotError(f"snapshot {path}: {exc}") from None
     records = _conform(parts["records"], _RECORDS, path, "records")
@@ -64,13 +63,13 @@ def decode_parts(
     _check_records(records, path)
     _check_provenance(provenance, path)
     recount = counts_of(records.column("kind"), records.column("status"))
-    if recount != manifest.counts:
+    if recount != content.counts:
         raise SnapshotError(
             f"snapshot {path}: its records count {recount.model_dump()}, the manifest says "
-            f"{manifest.counts.model_dump()}; the file is damaged"
+            f"{content.counts.model_dump()}; the file is damaged"
         )
-    codec = vector_codec(manifest.vectors.encoding)
-    vectors = codec.decode(parts["vectors"], manifest.vectors, manifest.embedder.dim)
+    codec = vector_codec(content.vectors.encoding)
+    vectors = codec.decode(parts["vectors"], content.vectors, content.embedder.dim)
     if not reembed:
         _check_vectors(vectors, path)
     return Decoded(manifest, records, provenance, vectors, parts.get("points"))

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 
 from engramdb._types import FloatMatrix
-from engramdb.snapshots.manifest import VectorEncoding
 from engramdb.errors import SnapshotError, ValidationError
+from engramdb.snapshots.manifest import VectorEncoding
 
 __all__ = ["VECTOR_CODECS", "VectorCodec", "vector_codec"]
 

@@ -12,8 +12,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from engramdb.snapshots.manifest import FORMAT_VERSION, MAGIC, Encryption
 from engramdb.errors import SnapshotError, SnapshotIntegrityError, SnapshotKeyError, ValidationError
+from engramdb.snapshots.manifest import FORMAT_VERSION, MAGIC, Encryption
 
 __all__ = ["Key", "new_sealer", "open_sealed", "opener", "seal"]
 

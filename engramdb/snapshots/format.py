@@ -82,6 +82,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pydantic
 
+from engramdb.errors import SnapshotError, SnapshotIntegrityError
 from engramdb.snapshots.codecs import VECTOR_CODECS, VectorCodec, vector_codec
 from engramdb.snapshots.crypto import Key, new_sealer, open_sealed, opener, seal
 from engramdb.snapshots.manifest import (
@@ -100,7 +101,6 @@ from engramdb.snapshots.manifest import (
     counts_of,
     manifest_json,
 )
-from engramdb.errors import SnapshotError, SnapshotIntegrityError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -349,16 +349,15 @@ def _check_segment(path: Path, data: memoryview, seg: Segment, index: int) -> No
     if seg.blocks is None:
         _check_piece(path, data, seg.sha256, index)
         return
-    _check_blocks(path, seg, index)
+    _check_blocks(path, seg, seg.blocks, index)
     for piece, want in zip(_pieces(data), seg.blocks, strict=True):
         _check_piece(path, piece, want, index)
 
 
-def _check_blocks(path: Path, seg: Segment, index: int) -> None:
+def _check_blocks(path: Path, seg: Segment, blocks: Sequence[str], index: int) -> None:
     """The block list itself: as many as the length needs, and what ``sha256`` commits to."""
-    assert seg.blocks is not None
-    joined = b"".join(bytes.fromhex(d) for d in seg.blocks)
-    if len(seg.blocks) != -(-seg.bytes // HASH_BLOCK) or (
+    joined = b"".join(bytes.fromhex(d) for d in blocks)
+    if len(blocks) != -(-seg.bytes // HASH_BLOCK) or (
         hashlib.sha256(joined).hexdigest() != seg.sha256
     ):
         raise _corrupt(path, index)
@@ -384,7 +383,7 @@ def _submit_checks(
         if seg.blocks is None:
             checks.append(_SegmentCheck([pool.submit(_check_piece, path, view, seg.sha256, i)]))
             continue
-        _check_blocks(path, seg, i)
+        _check_blocks(path, seg, seg.blocks, i)
         futures = [
             pool.submit(_check_piece, path, piece, want, i)
             for piece, want in zip(_pieces(view), seg.blocks, strict=True)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +40,17 @@ import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from engramdb._types import FloatMatrix
+from engramdb._version import __version__
 from engramdb.embeddings import EmbedderInfo
-from engramdb.engine.checkpoints import replace_agent_rows
+from engramdb.errors import (
+    EmbedderMismatchError,
+    NotFoundError,
+    SnapshotError,
+    SnapshotIntegrityError,
+    ValidationError,
+)
+from engramdb.index.view import normalize_rows
+from engramdb.ports import EngineCore
 from engramdb.records import MemoryStatus, check_name, utcnow
 from engramdb.snapshots.checks import (
     CROCKFORD,
@@ -63,14 +71,8 @@ from engramdb.snapshots.format import (
     vector_codec,
     write_snapshot,
 )
-from engramdb.index.view import normalize_rows
-from engramdb.errors import (
-    EmbedderMismatchError,
-    NotFoundError,
-    SnapshotError,
-    SnapshotIntegrityError,
-    ValidationError,
-)
+from engramdb.snapshots.info import ImportReport, SnapshotInfo
+from engramdb.store.table import agent_filter
 
 __all__ = [
     "MODES",
@@ -86,62 +88,6 @@ __all__ = [
 MODES = ("fail", "replace", "merge")
 _REEMBED_BATCH = 256
 _WRITE_BATCH = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotInfo:
-    """What :func:`export_snapshot` wrote.
-
-    Attributes:
-        path: The snapshot file.
-        agent: Whose memory it holds.
-        memories: How many memories.
-        bytes: File size.
-        sha256: The file's root hash (see :mod:`engramdb.snapshots.format`).
-        vectors: The vector encoding.
-        encrypted: Whether it is sealed with a key or passphrase.
-        manifest: The full manifest.
-    """
-
-    path: Path
-    agent: str
-    memories: int
-    bytes: int
-    sha256: str
-    vectors: str
-    encrypted: bool
-    manifest: SnapshotManifest
-
-
-@dataclass(frozen=True, slots=True)
-class ImportReport:
-    """What :func:`import_snapshot` did.
-
-    Attributes:
-        agent: The agent written to.
-        source_agent: The agent the snapshot was taken from.
-        mode: ``fail``, ``replace`` or ``merge``.
-        copied: Whether ids were rewritten (imported under another name).
-        added: Memories that were not in the store.
-        updated: Memories whose stored row was replaced by the snapshot's.
-        unchanged: Snapshot memories skipped by a merge (the store's were as new).
-        removed: Memories of the agent dropped by ``replace``.
-        reembedded: Whether texts were embedded again with this store's embedder.
-        vectors: The snapshot's vector encoding.
-        version: The table version after the import (unchanged if nothing was written).
-    """
-
-    agent: str
-    source_agent: str
-    mode: str
-    copied: bool
-    added: int
-    updated: int
-    unchanged: int
-    removed: int
-    reembedded: bool
-    vectors: str
-    version: int
 
 
 def read_snapshot_manifest(path: str | Path, *, key: bytes | str | None = None) -> SnapshotManifest:
@@ -186,7 +132,7 @@ def verify_snapshot(path: str | Path, *, key: bytes | str | None = None) -> Snap
 
 
 def export_snapshot(
-    engine: Any,
+    engine: EngineCore,
     path: str | Path,
     *,
     agent: str,
@@ -210,8 +156,6 @@ def export_snapshot(
     Raises:
         NotFoundError: the agent has no memories.
     """
-    import engramdb
-
     check_name(agent, what="agent")
     codec = vector_codec(vectors)
     path = Path(path)
@@ -221,11 +165,10 @@ def export_snapshot(
         raise ValidationError(f"directory {str(path.parent)!r} does not exist; create it first")
     with _bar(progress, 3, "export") as bar:
         with engine.mutex:
-            if engine.read_only:
-                engine.table.refresh()
-            else:
+            engine.check_open()
+            if not engine.read_only:
                 engine.flush()  # buffered access counts belong in the snapshot
-            rows = engine.table.scan_agent(agent)
+            rows = engine.store.scan_agent(agent)
             space = engine.space
             info = EmbedderInfo.of(engine.embedder)
         if rows.num_rows == 0:
@@ -256,7 +199,7 @@ def export_snapshot(
             path,
             agent=agent,
             created_at=utcnow(),
-            engine_version=engramdb.__version__,
+            engine_version=__version__,
             embedder=EmbedderSpec(name=info[0], dim=info[1], normalized=info[2]),
             space=space,
             counts=counts_of(rows.column("kind"), rows.column("status")),
@@ -300,7 +243,7 @@ def _flat_vectors(column: pa.ChunkedArray, dim: int) -> FloatMatrix:
 
 
 def import_snapshot(
-    engine: Any,
+    engine: EngineCore,
     path: str | Path,
     *,
     agent: str | None = None,
@@ -341,8 +284,7 @@ def import_snapshot(
         info = EmbedderInfo.of(engine.embedder)
 
         def check(manifest: SnapshotManifest, parts: Mapping[str, pa.Table]) -> Decoded:
-            assert manifest.embedder is not None
-            spec = manifest.embedder
+            spec = manifest.content.embedder
             theirs = EmbedderInfo(spec.name, spec.dim, spec.normalized)
             if theirs != info and not reembed:
                 raise EmbedderMismatchError(
@@ -353,18 +295,19 @@ def import_snapshot(
             return decode_parts(manifest, parts, path, reembed=reembed)
 
         decoded = read_snapshot(path, key=key, then=check)
-        manifest = decoded.manifest
-        assert manifest.agent is not None and manifest.vectors is not None
+        content = decoded.manifest.content
         bar.update(2)
-        vectors = _reembed(engine, decoded.records, progress) if reembed else decoded.vectors
-        assert vectors is not None
+        if reembed or decoded.vectors is None:
+            vectors = _reembed(engine, decoded.records, progress)
+        else:
+            vectors = decoded.vectors
         if vectors.shape[1] != info[1]:
             raise EmbedderMismatchError(
                 f"snapshot vectors have dim {vectors.shape[1]}, the store's are {info[1]}; "
                 "pass reembed=True"
             )
         bar.update(1)
-        source = manifest.agent
+        source = content.agent
         target = agent or source
         copied = target != source
         # The file work above needs no lock (recall goes on meanwhile); everything
@@ -381,12 +324,12 @@ def import_snapshot(
         mode=mode,
         copied=copied,
         reembedded=reembed,
-        vectors=manifest.vectors.encoding,
+        vectors=content.vectors.encoding,
         **report,
     )
 
 
-def _reembed(engine: Any, records: pa.Table, progress: bool) -> FloatMatrix:
+def _reembed(engine: EngineCore, records: pa.Table, progress: bool) -> FloatMatrix:
     texts = records.column("text").to_pylist()
     out = np.empty((len(texts), engine.embedder.dim), dtype=np.float32)
     with tqdm(
@@ -412,7 +355,7 @@ def copy_id(memory_id: str, agent: str) -> str:
 
 
 def _rows(
-    engine: Any,
+    engine: EngineCore,
     decoded: Decoded,
     vectors: FloatMatrix,
     agent: str,
@@ -420,7 +363,7 @@ def _rows(
     reembed: bool,
 ) -> pa.Table:
     """The snapshot as rows of the store's table, for ``agent``."""
-    schema = engine.table.table.schema
+    schema = engine.store.schema
     n = decoded.records.num_rows
     dim = vectors.shape[1]
     cols: dict[str, Any] = {
@@ -483,10 +426,10 @@ def _rows(
     return pa.Table.from_batches(table.to_batches(max_chunksize=_WRITE_BATCH), schema=schema)
 
 
-def _write(engine: Any, data: pa.Table, agent: str, mode: str) -> dict[str, int]:
+def _write(engine: EngineCore, data: pa.Table, agent: str, mode: str) -> dict[str, int]:
     """Write ``data`` for ``agent`` in one commit; the counts for the report."""
-    table = engine.table
-    where = f"agent = '{agent}'"
+    table = engine.store
+    where = agent_filter(agent)
     have = table.scan(where, columns=["id", "updated_at"])
     if have.num_rows and mode == "fail":
         raise ValidationError(
@@ -506,12 +449,11 @@ def _write(engine: Any, data: pa.Table, agent: str, mode: str) -> dict[str, int]
     n_met = int(pc.sum(met).as_py() or 0)
     counts = {"added": data.num_rows - n_met, "updated": 0, "unchanged": 0, "removed": 0}
     if mode == "fail":
-        if data.num_rows:
-            table.table.add(data)
+        commit = table.add_rows(data)
     elif mode == "replace":
         counts["updated"] = n_met
         counts["removed"] = have.num_rows - n_met
-        replace_agent_rows(table, agent, data)
+        commit = table.replace_agent_rows(agent, data)
     else:
         stored = dict(
             zip(
@@ -529,14 +471,8 @@ def _write(engine: Any, data: pa.Table, agent: str, mode: str) -> dict[str, int]
         todo = data.filter(pa.array(newer, pa.bool_()))
         counts["updated"] = todo.num_rows - counts["added"]
         counts["unchanged"] = n_met - counts["updated"]
-        if todo.num_rows:
-            (
-                table.table.merge_insert("id")
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute(todo)
-            )
-    counts["version"] = table.version
+        commit = table.merge(todo)
+    counts["version"] = commit.version
     return counts
 
 

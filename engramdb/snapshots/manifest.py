@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from engramdb.errors import SnapshotKeyError
+
 __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
@@ -160,6 +162,48 @@ class SnapshotManifest(_Model):
     @property
     def encrypted(self) -> bool:
         return self.encryption is not None
+
+    @property
+    def content(self) -> SnapshotContent:
+        """What the snapshot holds, every field known (an open manifest's typed view).
+
+        Raises:
+            SnapshotKeyError: the manifest is sealed (read without its key).
+        """
+        if (
+            self.sealed
+            or self.engine_version is None
+            or self.agent is None
+            or self.created_at is None
+            or self.embedder is None
+            or self.space is None
+            or self.counts is None
+            or self.vectors is None
+        ):
+            raise SnapshotKeyError(
+                "the snapshot's content is sealed; read it with its key or passphrase"
+            )
+        return SnapshotContent(
+            engine_version=self.engine_version,
+            agent=self.agent,
+            created_at=self.created_at,
+            embedder=self.embedder,
+            space=self.space,
+            counts=self.counts,
+            vectors=self.vectors,
+        )
+
+
+class SnapshotContent(_Model):
+    """The content fields of an open (unsealed, or unsealed with its key) manifest."""
+
+    engine_version: str
+    agent: str
+    created_at: datetime
+    embedder: EmbedderSpec
+    space: str
+    counts: SnapshotCounts
+    vectors: VectorEncoding
 
 
 def counts_of(kinds: pa.ChunkedArray, statuses: pa.ChunkedArray) -> SnapshotCounts:

@@ -2,17 +2,17 @@
 
 LanceDB commits are atomic (data files first, then a new manifest), so a write
 that returned is durable and a killed writer leaves the previous version.
-Every write here is one commit; batches stay batches.
+Every write here is one commit, counted for automatic compaction, and returns
+what it did (:class:`Commit`); batches stay batches. Nothing outside
+:mod:`engramdb.store` calls LanceDB.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,161 +27,35 @@ import pyarrow as pa
 from lancedb.index import IvfPq
 
 from engramdb._types import FloatMatrix
-from engramdb.records import Memory, MemoryKind, MemoryStatus
 from engramdb.errors import StoreFormatError
+from engramdb.records import Memory
+from engramdb.store.schema import memories_to_arrow, schema
 
-__all__ = ["STORE_FORMAT", "MemoryTable", "memories_to_arrow", "read_meta", "write_meta"]
+__all__ = ["TABLE", "Commit", "MemoryTable"]
 
 log = logging.getLogger(__name__)
 
-STORE_FORMAT = 1
 TABLE = "memories"
-META_FILE = "engramdb.json"
 _IN_CHUNK = 2_000
 """Ids per ``id IN (...)`` predicate: keeps predicates a size the planner handles well."""
 
-_TS = pa.timestamp("us", tz="UTC")
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """What one write did: the table version it made and the rows it was given."""
+
+    version: int
+    rows: int
 
 
-def schema(dim: int) -> pa.Schema:
-    """The memories table: one row per memory, its vector last."""
-    return pa.schema(
-        [
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("agent", pa.string(), nullable=False),
-            pa.field("kind", pa.string(), nullable=False),
-            pa.field("text", pa.string(), nullable=False),
-            pa.field("session", pa.string()),
-            pa.field("metadata", pa.string(), nullable=False),
-            pa.field("importance", pa.float64(), nullable=False),
-            pa.field("created_at", _TS, nullable=False),
-            pa.field("updated_at", _TS, nullable=False),
-            pa.field("last_accessed_at", _TS),
-            pa.field("access_count", pa.int64(), nullable=False),
-            pa.field("expires_at", _TS),
-            pa.field("parent_id", pa.string()),
-            pa.field("source_ids", pa.list_(pa.string()), nullable=False),
-            pa.field("status", pa.string(), nullable=False),
-            pa.field("chunks", pa.int32(), nullable=False),
-            pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
-        ]
-    )
-
-
-RECORD_COLUMNS = [f.name for f in schema(1) if f.name != "vector"]
-
-
-def memories_to_arrow(memories: Sequence[Memory], vectors: FloatMatrix, dim: int) -> pa.Table:
-    """Memories and their vectors as one Arrow table in the store's schema."""
-    vec = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(memories), dim)
-    columns: dict[str, Any] = {
-        "id": [m.id for m in memories],
-        "agent": [m.agent for m in memories],
-        "kind": [m.kind.value for m in memories],
-        "text": [m.text for m in memories],
-        "session": [m.session for m in memories],
-        "metadata": [json.dumps(m.metadata, sort_keys=True) for m in memories],
-        "importance": [m.importance for m in memories],
-        "created_at": [m.created_at for m in memories],
-        "updated_at": [m.updated_at for m in memories],
-        "last_accessed_at": [m.last_accessed_at for m in memories],
-        "access_count": [m.access_count for m in memories],
-        "expires_at": [m.expires_at for m in memories],
-        "parent_id": [m.parent_id for m in memories],
-        "source_ids": [list(m.source_ids) for m in memories],
-        "status": [m.status.value for m in memories],
-        "chunks": [m.chunks for m in memories],
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), dim),
-    }
-    return pa.table(columns, schema=schema(dim))
-
-
-_TIME_COLUMNS = frozenset({"created_at", "updated_at", "last_accessed_at", "expires_at"})
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _times(column: pa.ChunkedArray) -> list[datetime | None]:
-    # Exact microseconds, and the same tzinfo (datetime.UTC) as freshly made records.
-    micros = column.cast(pa.int64()).to_pylist()
-    return [None if us is None else _EPOCH + timedelta(microseconds=us) for us in micros]
-
-
-def _plain(column: pa.ChunkedArray) -> list[Any]:
-    return column.to_pylist()  # type: ignore[no-any-return]
-
-
-def arrow_to_memories(table: pa.Table) -> list[Memory]:
-    """Rows of the memories table back to :class:`Memory` values (trusted: no re-validation)."""
-    cols: dict[str, list[Any]] = {
-        name: _times(table.column(name)) if name in _TIME_COLUMNS else _plain(table.column(name))
-        for name in RECORD_COLUMNS
-    }
-    kinds = {k.value: k for k in MemoryKind}
-    statuses = {s.value: s for s in MemoryStatus}
-    return [
-        Memory.model_construct(
-            id=cols["id"][i],
-            agent=cols["agent"][i],
-            kind=kinds[cols["kind"][i]],
-            text=cols["text"][i],
-            session=cols["session"][i],
-            metadata=json.loads(cols["metadata"][i]),
-            importance=cols["importance"][i],
-            created_at=cols["created_at"][i],
-            updated_at=cols["updated_at"][i],
-            last_accessed_at=cols["last_accessed_at"][i],
-            access_count=cols["access_count"][i],
-            expires_at=cols["expires_at"][i],
-            parent_id=cols["parent_id"][i],
-            source_ids=tuple(cols["source_ids"][i]),
-            status=statuses[cols["status"][i]],
-            chunks=cols["chunks"][i],
-        )
-        for i in range(table.num_rows)
-    ]
-
-
-def arrow_vectors(table: pa.Table, dim: int) -> FloatMatrix:
-    """The vector column as a contiguous float32 matrix."""
-    col = table.column("vector").combine_chunks()
-    flat = col.values.to_numpy(zero_copy_only=False)
-    return np.ascontiguousarray(flat, dtype=np.float32).reshape(-1, dim)
-
-
-def _quote_list(ids: Iterable[str]) -> str:
-    # Ids and names are validated to a quote-free alphabet before they get here.
+def quote_list(ids: Iterable[str]) -> str:
+    """Ids or names as a SQL list; they are validated to a quote-free alphabet upstream."""
     return ", ".join(f"'{i}'" for i in ids)
 
 
-def read_meta(root: Path) -> dict[str, Any] | None:
-    """The store's metadata file, or None for a new store."""
-    path = root / META_FILE
-    if not path.exists():
-        return None
-    try:
-        meta: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise StoreFormatError(f"cannot read {path}: {exc}; the store is damaged") from exc
-    if meta.get("format", 0) > STORE_FORMAT:
-        raise StoreFormatError(
-            f"store {root} has format {meta.get('format')}, newer than this engramdb "
-            f"understands ({STORE_FORMAT}); upgrade engramdb"
-        )
-    return meta
-
-
-def write_meta(root: Path, meta: dict[str, Any]) -> None:
-    """Write the metadata file atomically: a temporary file, fsync, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".meta-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(meta, fh, indent=2, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, root / META_FILE)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+def agent_filter(agent: str) -> str:
+    """The SQL predicate selecting one agent's rows (names are quote-free)."""
+    return f"agent = '{agent}'"
 
 
 class MemoryTable:
@@ -230,6 +104,11 @@ class MemoryTable:
     def version(self) -> int:
         return int(self.table.version)
 
+    @property
+    def schema(self) -> pa.Schema:
+        """The table's Arrow schema (the store's columns, the vector last)."""
+        return self.table.schema
+
     def scan(self, where: str | None = None, *, columns: Sequence[str] | None = None) -> pa.Table:
         """Rows matching a SQL predicate (all rows if None), in storage order."""
         query = self.table.search()
@@ -240,12 +119,12 @@ class MemoryTable:
         return query.limit(None).to_arrow()
 
     def scan_agent(self, agent: str, *, columns: Sequence[str] | None = None) -> pa.Table:
-        return self.scan(f"agent = '{agent}'", columns=columns)
+        return self.scan(agent_filter(agent), columns=columns)
 
     def fetch(self, ids: Sequence[str]) -> pa.Table:
         """Rows for the given ids (any order; missing ids are absent)."""
         parts = [
-            self.scan(f"id IN ({_quote_list(ids[i : i + _IN_CHUNK])})")
+            self.scan(f"id IN ({quote_list(ids[i : i + _IN_CHUNK])})")
             for i in range(0, len(ids), _IN_CHUNK)
         ]
         return pa.concat_tables(parts) if parts else schema(self.dim).empty_table()
@@ -257,54 +136,91 @@ class MemoryTable:
     def count(self, where: str | None = None) -> int:
         return int(self.table.count_rows(where))
 
+    def vector_search(
+        self, vector: FloatMatrix, *, agent: str, limit: int
+    ) -> tuple[list[str], list[float]]:
+        """LanceDB's own cosine search over one agent: ids and cosine distances, nearest first."""
+        rows = (
+            self.table.search(vector, vector_column_name="vector")
+            .distance_type("cosine")
+            .refine_factor(4)  # re-rank PQ candidates with full vectors when indexed
+            .where(agent_filter(agent), prefilter=True)
+            .select(["id", "_distance"])
+            .limit(limit)
+            .to_arrow()
+        )
+        return rows.column("id").to_pylist(), rows.column("_distance").to_pylist()
+
     # -- writes (each is one commit) -----------------------------------------------------
 
-    def append(self, memories: Sequence[Memory], vectors: FloatMatrix) -> None:
-        if memories:
-            self.table.add(memories_to_arrow(memories, vectors, self.dim))
-            self._committed()
+    def append(self, memories: Sequence[Memory], vectors: FloatMatrix) -> Commit:
+        """Add new memories."""
+        return self.add_rows(memories_to_arrow(memories, vectors, self.dim))
 
-    def upsert(self, memories: Sequence[Memory], vectors: FloatMatrix) -> None:
+    def add_rows(self, rows: pa.Table) -> Commit:
+        """Add rows already in the table's schema."""
+        if not rows.num_rows:
+            return Commit(self.version, 0)
+        self.table.add(rows)
+        return self._committed(rows.num_rows)
+
+    def upsert(self, memories: Sequence[Memory], vectors: FloatMatrix) -> Commit:
         """Insert or replace whole rows by id."""
-        if memories:
-            data = memories_to_arrow(memories, vectors, self.dim)
-            (
-                self.table.merge_insert("id")
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute(data)
-            )
-            self._committed()
+        return self.merge(memories_to_arrow(memories, vectors, self.dim))
 
-    def update_columns(self, data: pa.Table) -> None:
+    def update_columns(self, data: pa.Table) -> Commit:
         """Update some columns of existing rows, matched by the ``id`` column of ``data``."""
-        if data.num_rows:
-            self.table.merge_insert("id").when_matched_update_all().execute(data)
-            self._committed()
+        return self.merge(data, insert=False)
 
-    def delete(self, ids: Sequence[str]) -> None:
-        if not ids:
-            return
-        # One predicate, one commit: a deletion is all or nothing.
-        self.table.delete(f"id IN ({_quote_list(ids)})")
-        self._committed()
-
-    def replace_agent(self, agent: str, memories: Sequence[Memory], vectors: FloatMatrix) -> None:
+    def replace_agent(self, agent: str, memories: Sequence[Memory], vectors: FloatMatrix) -> Commit:
         """Make ``memories`` the agent's whole memory, in one atomic commit."""
-        data = memories_to_arrow(memories, vectors, self.dim)
-        (
-            self.table.merge_insert("id")
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .when_not_matched_by_source_delete(f"agent = '{agent}'")
-            .execute(data)
-        )
-        self._committed()
+        return self.replace_agent_rows(agent, memories_to_arrow(memories, vectors, self.dim))
 
-    def _committed(self) -> None:
+    def replace_agent_rows(self, agent: str, rows: pa.Table) -> Commit:
+        """Make ``rows`` (in the table's schema) the agent's whole memory, in one commit.
+
+        What :meth:`replace_agent` does from Arrow rows rather than :class:`Memory`
+        values: a 100k-memory restore skips two conversions of every row.
+        """
+        return self.merge(rows, delete_others_of=agent, always=True)
+
+    def merge(
+        self,
+        data: pa.Table,
+        *,
+        insert: bool = True,
+        delete_others_of: str | None = None,
+        always: bool = False,
+    ) -> Commit:
+        """The one ``merge_insert`` chain every keyed write goes through.
+
+        Rows of ``data`` update the stored rows with the same id; with ``insert``
+        new ids are added; with ``delete_others_of`` that agent's rows missing
+        from ``data`` are deleted. Empty ``data`` writes nothing unless ``always``
+        (an agent replaced by nothing is emptied).
+        """
+        if not data.num_rows and not always:
+            return Commit(self.version, 0)
+        builder = self.table.merge_insert("id").when_matched_update_all()
+        if insert:
+            builder = builder.when_not_matched_insert_all()
+        if delete_others_of is not None:
+            builder = builder.when_not_matched_by_source_delete(agent_filter(delete_others_of))
+        builder.execute(data)
+        return self._committed(data.num_rows)
+
+    def delete(self, ids: Sequence[str]) -> Commit:
+        if not ids:
+            return Commit(self.version, 0)
+        # One predicate, one commit: a deletion is all or nothing.
+        self.table.delete(f"id IN ({quote_list(ids)})")
+        return self._committed(len(ids))
+
+    def _committed(self, rows: int) -> Commit:
         self._commits += 1
         if self._commits % self.compact_every == 0:
             self.compact()
+        return Commit(self.version, rows)
 
     def compact(self) -> None:
         """Merge small fragments and drop superseded versions older than the retention.
@@ -316,13 +232,11 @@ class MemoryTable:
         self.table.optimize(cleanup_older_than=self._cleanup_horizon())
 
     def _cleanup_horizon(self) -> timedelta:
-        tagged = {int(t["version"]) for t in self.table.tags.list().values()}
+        tagged = set(self.tags().values())
         if not tagged:
             return self.retention
-        stamps = {int(v["version"]): v["timestamp"] for v in self.table.list_versions()}
+        stamps = self.version_times()
         oldest: datetime = min(stamps[v] for v in tagged if v in stamps)
-        if oldest.tzinfo is None:  # LanceDB reports local naive times
-            oldest = oldest.astimezone(UTC)
         age = datetime.now(UTC) - oldest + timedelta(minutes=1)
         return max(self.retention, age)
 
@@ -347,11 +261,50 @@ class MemoryTable:
         self.table.create_index("vector", config=config)
         return True
 
-    # -- versions ------------------------------------------------------------------------
+    # -- versions and tags ---------------------------------------------------------------
 
     def versions(self) -> list[dict[str, Any]]:
         return list(self.table.list_versions())
 
+    def version_times(self) -> dict[int, datetime]:
+        """Commit time of each retained version, in UTC."""
+        out = {}
+        for v in self.table.list_versions():
+            stamp = v.get("timestamp")
+            if isinstance(stamp, datetime):
+                # LanceDB reports local naive times.
+                out[int(v["version"])] = stamp.astimezone(UTC) if stamp.tzinfo is None else stamp
+        return out
+
+    def tags(self) -> dict[str, int]:
+        """Every tag of the table and the version it names."""
+        return {tag: int(meta["version"]) for tag, meta in self.table.tags.list().items()}
+
+    def create_tag(self, tag: str, version: int) -> None:
+        self.table.tags.create(tag, version)
+
+    def delete_tag(self, tag: str) -> None:
+        self.table.tags.delete(tag)
+
+    def scan_at(self, version: int, where: str | None = None) -> pa.Table:
+        """Rows matching ``where`` as they were at ``version`` (this handle stays latest)."""
+        handle = self._db.open_table(TABLE)
+        handle.checkout(version)
+        query = handle.search()
+        if where:
+            query = query.where(where)
+        return query.limit(None).to_arrow()
+
+    def count_at(self, version: int, where: str | None = None) -> int:
+        handle = self._db.open_table(TABLE)
+        handle.checkout(version)
+        return int(handle.count_rows(where))
+
     @staticmethod
     def now() -> datetime:
         return datetime.now(UTC)
+
+
+def empty_vectors(dim: int) -> FloatMatrix:
+    """A 0 x dim float32 matrix, for writes that replace an agent by nothing."""
+    return np.zeros((0, dim), np.float32)

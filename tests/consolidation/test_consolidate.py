@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from engramdb import MemoryEngine, Settings
 from engramdb.consolidation import ConsolidationPolicy, retention
-from engramdb.records import Memory, MemoryKind, MemoryStatus
 from engramdb.errors import NotFoundError, ReadOnlyError, ValidationError
+from engramdb.records import Memory, MemoryKind, MemoryStatus
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 DIM = 256  # the hashing embedder's

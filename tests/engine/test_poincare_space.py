@@ -94,12 +94,12 @@ def test_distance_rank_is_exact_poincare_knn(tree) -> None:
     hits = eng.recall("knee pain", agent="a", k=30, rank="distance", record_access=False)
     dists = [-h.score for h in hits]
     assert dists == sorted(dists)
-    view = eng._view("a")
+    view = eng._views.get("a")
     labels = np.flatnonzero(view.alive.view)
     pts = view.vectors(labels).astype(np.float64) * view.depths()[labels][:, None]
     from engramdb.index.hierarchy import norm_of
 
-    q = eng._query_vector("knee pain").astype(np.float64)[None, :] * norm_of(np.array([1.5]))
+    q = eng._vectors.query("knee pain").astype(np.float64)[None, :] * norm_of(np.array([1.5]))
     brute = pairwise_distance(q, pts, c=1.0)[0]
     np.testing.assert_allclose(sorted(brute)[: len(dists)], dists, rtol=1e-6, atol=1e-9)
 
@@ -128,7 +128,7 @@ def test_euclidean_space_refuses_ball_only_options(engine: MemoryEngine, store_p
 def test_distance_rank_follows_refined_depths(tree) -> None:
     eng, ids = tree
     eng.recall("knee pain", agent="a", k=5, rank="distance", record_access=False)
-    view = eng._view("a")
+    view = eng._views.get("a")
     ball = view.ball_index
     depths = eng.refine_hierarchy(agent="a", dim=3, epochs=30)
     eng.recall("knee pain", agent="a", k=5, rank="distance", record_access=False)

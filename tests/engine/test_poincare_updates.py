@@ -13,9 +13,9 @@ import pytest
 
 from engramdb import MemoryEngine
 from engramdb.config import Settings
-from engramdb.index.hierarchy import build_hierarchy, norm_of, points
 from engramdb.hyperbolic import pairwise_distance
 from engramdb.hyperbolic.index import PoincareFlatIndex
+from engramdb.index.hierarchy import build_hierarchy, norm_of, points
 
 DIM = 32
 
@@ -83,7 +83,7 @@ def answers(eng: MemoryEngine, queries: list[np.ndarray], **kw: object) -> list[
 
 def fresh_exact(eng: MemoryEngine, queries: list[np.ndarray], session: str | None = None) -> list:
     """Answers of an exact index built from scratch over the agent's current memories."""
-    view = eng._view("a")
+    view = eng._views.get("a")
     labels = np.flatnonzero(view.alive.view)
     norm = build_hierarchy(view.records).norm
     index = PoincareFlatIndex(DIM)
@@ -93,7 +93,7 @@ def fresh_exact(eng: MemoryEngine, queries: list[np.ndarray], session: str | Non
         allowed = [x for x in labels if view.records[view.ids[x]].session == session]
     out = []
     for q in queries:
-        query = points(eng._query_vector(q)[None, :], norm_of(np.array([1.5])))
+        query = points(eng._vectors.query(q)[None, :], norm_of(np.array([1.5])))
         res = index.search(query, 10, allowed=allowed)
         out.append([(view.ids[x], d) for x, d in zip(res.ids[0], res.distances[0], strict=True)])
     return out
@@ -113,10 +113,10 @@ def test_updated_flat_index_equals_a_fresh_one(store_path: Path) -> None:
     )
     queries = [unit(rng, 1, centres)[0] for _ in range(20)]
     eng.recall(queries[0], agent="a", rank="distance", record_access=False)
-    ball = eng._view("a").ball_index
+    ball = eng._views.get("a").ball_index
     assert ball is not None and not ball.approximate
     queries += churn(eng, rng, ids, centres, steps=40)
-    assert eng._view("a").ball_index is ball
+    assert eng._views.get("a").ball_index is ball
     assert ball.builds == 1  # forty writes, not one rebuild
     assert ball.moved > 0
     before = answers(eng, queries)
@@ -146,7 +146,7 @@ def test_a_single_add_moves_points_in_place(store_path: Path) -> None:
     centres = rng.normal(size=(4, DIM))
     with MemoryEngine.open(store_path, embedder=f"hashing-{DIM}", space="poincare") as eng:
         ids = grow_tree(eng, rng, unit(rng, 100, centres), roots=5)
-        view = eng._view("a")
+        view = eng._views.get("a")
         leaf = next(mid for mid in ids if not eng.children(mid))
         q = unit(rng, 1, centres)[0]
         eng.recall(q, agent="a", rank="distance", record_access=False)
@@ -202,10 +202,10 @@ def test_hnsw_index_after_churn_keeps_recall(store_path: Path) -> None:
     )
     queries = [unit(rng, 1, centres)[0] for _ in range(100)]
     eng.recall(queries[0], agent="a", rank="distance", record_access=False)
-    ball = eng._view("a").ball_index
+    ball = eng._views.get("a").ball_index
     assert ball is not None and ball.approximate
     queries += churn(eng, rng, ids, centres, steps=60)
-    assert eng._view("a").ball_index is ball
+    assert eng._views.get("a").ball_index is ball
     assert ball.builds == 1
     approx = answers(eng, queries)
     # A filter applies before top-k: ten hits from the session, as exact search finds.
@@ -216,7 +216,7 @@ def test_hnsw_index_after_churn_keeps_recall(store_path: Path) -> None:
     ) as exact_engine:
         exact = answers(exact_engine, queries)
         exact_filtered = answers(exact_engine, queries[:10], session="s")
-        assert not exact_engine._view("a").ball_index.approximate  # type: ignore[union-attr]
+        assert not exact_engine._views.get("a").ball_index.approximate  # type: ignore[union-attr]
     assert [[m for m, _ in row] for row in filtered] == [
         [m for m, _ in row] for row in exact_filtered
     ]
@@ -245,7 +245,7 @@ def test_ball_index_follows_the_engine_to_hnsw(store_path: Path) -> None:
     ) as eng:
         grow_tree(eng, rng, unit(rng, 150, centres), roots=10)
         eng.recall(centres[0], agent="a", rank="distance", record_access=False)
-        view = eng._view("a")
+        view = eng._views.get("a")
         assert view.ball_index is not None and not view.ball_index.approximate
         eng.add_many(
             [{"text": f"x{i}", "vector": v} for i, v in enumerate(unit(rng, 60, centres))],

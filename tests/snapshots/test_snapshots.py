@@ -22,8 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engramdb import Memory, MemoryEngine, MemoryStatus
-from engramdb.snapshots.format import FORMAT_VERSION, MAGIC, Part, write_snapshot
-from engramdb.snapshots.io import copy_id, read_snapshot_manifest, verify_snapshot
 from engramdb.errors import (
     EmbedderMismatchError,
     NotFoundError,
@@ -33,6 +31,8 @@ from engramdb.errors import (
     SnapshotKeyError,
     ValidationError,
 )
+from engramdb.snapshots.format import FORMAT_VERSION, MAGIC, Part, write_snapshot
+from engramdb.snapshots.io import copy_id, read_snapshot_manifest, verify_snapshot
 
 NOW = datetime(2031, 1, 1, tzinfo=UTC)
 WORDS = (

@@ -1,0 +1,119 @@
+"""The registry of agent views: each agent's memory in RAM, built from the store on demand."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from engramdb.config import Settings
+from engramdb.errors import NotFoundError
+from engramdb.index.view import AgentView
+from engramdb.records import Memory, check_id, check_name
+from engramdb.store.schema import arrow_to_memories, arrow_vectors
+from engramdb.store.table import MemoryTable
+
+__all__ = ["ViewRegistry"]
+
+
+class ViewRegistry:
+    """One :class:`AgentView` per agent, kept in step with the store of record.
+
+    Not locked: the engine holds its lock around every call.
+
+    Args:
+        store: The store of record.
+        dim: The embedder's dimension.
+        index_kind: The vector index every view builds.
+        settings: Engine settings (the exact-search threshold).
+        read_only: A reader never purges expired rows (it cannot write); it
+            follows the writer by dropping its views when the store's version moves.
+    """
+
+    def __init__(
+        self,
+        store: MemoryTable,
+        *,
+        dim: int,
+        index_kind: str,
+        settings: Settings,
+        read_only: bool,
+    ) -> None:
+        self.store = store
+        self.dim = dim
+        self.index_kind = index_kind
+        self.settings = settings
+        self.read_only = read_only
+        self._views: dict[str, AgentView] = {}
+        self._seen_version = store.version
+
+    def __iter__(self) -> Iterator[AgentView]:
+        return iter(list(self._views.values()))
+
+    def loaded(self, agent: str) -> AgentView | None:
+        """The agent's view if it is in memory (nothing is built)."""
+        return self._views.get(agent)
+
+    def get(self, agent: str) -> AgentView:
+        """The agent's view, built from the store if it is not in memory."""
+        view = self._views.get(agent)
+        if view is None:
+            if not self.read_only:
+                self._purge_expired(agent)
+            rows = self.store.scan_agent(agent)
+            view = AgentView.build(
+                agent,
+                arrow_to_memories(rows),
+                arrow_vectors(rows, self.dim),
+                dim=self.dim,
+                index_kind=self.index_kind,
+                exact_threshold=self.settings.exact_threshold,
+            )
+            self._views[agent] = view
+        return view
+
+    def follow(self) -> None:
+        """A reader: move to the store's newest version, dropping views if it moved."""
+        self.store.refresh()
+        if self.store.version != self._seen_version:
+            self._seen_version = self.store.version
+            self._views.clear()
+
+    def invalidate(self, agent: str | None = None) -> None:
+        """Drop one agent's view (every view if None); it is rebuilt on next use."""
+        if agent is None:
+            self._views.clear()
+        else:
+            self._views.pop(agent, None)
+
+    def find(self, memory_id: str, agent: str | None) -> Memory:
+        """The memory with this id (expired ones count as absent)."""
+        check_id(memory_id)
+        if agent is not None:
+            check_name(agent, what="agent")
+        views = [self._views[agent]] if agent in self._views else list(self._views.values())
+        for view in views:
+            if memory_id in view.records:
+                found = view.current(memory_id)
+                break
+        else:
+            memories = arrow_to_memories(self.store.fetch([memory_id]))
+            if not memories or (agent is not None and memories[0].agent != agent):
+                where = f" for agent {agent!r}" if agent else ""
+                raise NotFoundError(f"no memory with id {memory_id!r}{where}")
+            found = memories[0]
+        if agent is not None and found.agent != agent:
+            raise NotFoundError(f"no memory with id {memory_id!r} for agent {agent!r}")
+        if found.is_expired:
+            raise NotFoundError(f"memory {memory_id!r} has expired")
+        return found
+
+    def _purge_expired(self, agent: str) -> None:
+        now = time.time()
+        rows = self.store.scan_agent(agent, columns=["id", "expires_at"])
+        expires = rows.column("expires_at").to_pylist()
+        dead = [
+            mid
+            for mid, exp in zip(rows.column("id").to_pylist(), expires, strict=True)
+            if exp is not None and exp.timestamp() <= now
+        ]
+        self.store.delete(dead)
