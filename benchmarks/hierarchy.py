@@ -5,7 +5,7 @@ Usage::
     python benchmarks/hierarchy.py CLOSURE.csv [--dims 2 5 10] [--epochs N] [--balance B]
         [--threads 2] [--out benchmarks/results] [--recall-sizes 10000 100000]
         [--recall-dims 16 384] [--queries 1000] [--seed 0] [--skip-recall]
-        [--engine-sizes 10000 100000]
+        [--engine-sizes 10000 100000] [--work DIR]
 
     # only part 3 (an empty --dims skips the training of part 1):
     python benchmarks/hierarchy.py CLOSURE.csv --dims --skip-recall \
@@ -60,7 +60,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -109,25 +108,14 @@ def synthetic_hierarchy(n: int, dim: int, seed: int) -> NDArray[np.float64]:
     return np.asarray(expmap0(direction * (radius / 2.0)[:, None], c=1.0))
 
 
-def percentiles(samples: Sequence[float]) -> dict[str, float]:
-    arr = np.asarray(samples) * 1e3
-    return {f"p{q}_ms": float(np.percentile(arr, q)) for q in (50, 95, 99)}
-
-
 def time_queries(search: Callable[[NDArray[Any]], object], queries: NDArray[Any]) -> list[float]:
-    for q in queries[:WARMUP_QUERIES]:
-        search(q[None, :])
-    out = []
-    for q in queries:
-        t0 = time.perf_counter()
-        search(q[None, :])
-        out.append(time.perf_counter() - t0)
-    return out
+    """Seconds per single-query ``search``, after ``WARMUP_QUERIES`` untimed ones."""
+    return common.timed(lambda q: search(q[None, :]), queries, warmup=queries[:WARMUP_QUERIES])
 
 
-def recall_at_k(found: NDArray[np.int64], truth: NDArray[np.int64]) -> float:
-    hits = sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(found, truth, strict=True))
-    return hits / truth.size
+def latency_ms(samples: list[float]) -> dict[str, float]:
+    """``p50_ms``, ``p95_ms``, ``p99_ms``, ``mean_ms`` and ``n``: this record's keys."""
+    return common.percentiles(samples, suffix="_ms")
 
 
 def euclidean_peer(
@@ -151,7 +139,7 @@ def euclidean_peer(
     rec = 0.0
     for ef in EUCLIDEAN_EF_LADDER:
         index.hnsw.efSearch = ef
-        rec = recall_at_k(index.search(q, K)[1], truth)
+        rec = common.recall_at_k(index.search(q, K)[1], truth, K)
         if rec >= 0.99:
             break
     lat = time_queries(lambda v: index.search(v, K), q)
@@ -163,7 +151,7 @@ def euclidean_peer(
         "recall_at_10": rec,
         "build_s": build,
         "batch_ms_per_query": batch_ms,
-        **percentiles(lat),
+        **latency_ms(lat),
     }
 
 
@@ -194,7 +182,7 @@ def recall_benchmark(n: int, dim: int, n_queries: int, seed: int, mips: bool) ->
         for candidates, ef in POINCARE_LADDER:
             index.candidates, index.ef_search = candidates, ef
             t0 = time.perf_counter()
-            rec = recall_at_k(index.search(queries, K).ids, truth)
+            rec = common.recall_at_k(index.search(queries, K).ids, truth, K)
             batch_ms = (time.perf_counter() - t0) / n_queries * 1e3
             if rec >= 0.99:
                 break
@@ -205,7 +193,7 @@ def recall_benchmark(n: int, dim: int, n_queries: int, seed: int, mips: bool) ->
             "ef_search": index.ef_search,
             "candidates": index.candidates,
             "batch_ms_per_query": batch_ms,
-            **percentiles(lat),
+            **latency_ms(lat),
         }
     # The peer indexes the same hierarchy, as directions in the tangent space.
     peer = euclidean_peer(data, queries)
@@ -514,12 +502,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="fit_poincare's pair balance, 0 (every pair alike) to 1 (every node alike); "
         "default: the library's",
     )
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--recall-sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--recall-dims", type=int, nargs="+", default=[16, 384])
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
+    common.add_common_args(parser, threads=2, threads_help="torch and FAISS threads")
     parser.add_argument("--skip-recall", action="store_true")
     parser.add_argument(
         "--engine-sizes",
@@ -534,8 +520,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; returns the record it wrote."""
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    faiss.omp_set_num_threads(args.threads)
+    common.set_threads(args.threads, torch=args.threads)
     edges = read_closure(args.closure)
     record: dict[str, Any] = {
         "benchmark": "hierarchy",
@@ -584,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     record["engine"] = []
     if args.engine_sizes:
         record["machine_load"] = os.getloadavg() if hasattr(os, "getloadavg") else None
-        with tempfile.TemporaryDirectory(prefix="engramdb-hierarchy-") as work:
+        with common.scratch_dir(args.work, "engramdb-hierarchy-") as work:
             for n in args.engine_sizes:
                 res = engine_benchmark(n, args.queries, args.seed, Path(work))
                 print(json.dumps(res), flush=True)

@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/ingest.py [--texts 1000] [--repeats 3] [--batch 500]
-                                [--locomo PATH] [--out DIR]
+                                [--locomo PATH] [--out DIR] [--work DIR]
     python benchmarks/ingest.py --texts 50 --repeats 1 --out /tmp/r       # smoke
 
 The same texts (seeded generated sentences, or the turns of a LoCoMo file) are
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,10 +35,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
-    RESULTS_DIR,
     BundledModel,
+    add_common_args,
     generated_sentences,
     markdown_table,
+    scratch_dir,
     set_offline_env,
     write_record,
 )
@@ -54,16 +54,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--locomo", type=Path, help="use the turns of this LoCoMo file instead")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch", type=int, default=500, help="texts per add_many call")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=RESULTS_DIR)
+    add_common_args(p)
     return p.parse_args(argv)
 
 
 def load_texts(args: argparse.Namespace) -> list[str]:
     if args.locomo:
-        from locomo import load_locomo
+        from locomo_data import read_locomo
 
-        return [t.text for c in load_locomo(args.locomo) for t in c.turns]
+        return [t.render() for c in read_locomo(args.locomo) for t in c.turns]
     return generated_sentences(args.texts, seed=args.seed)
 
 
@@ -84,7 +83,7 @@ def run(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
         embedder.embed(texts)
 
     seconds: dict[str, list[float]] = {"model": [], "embedder": [], "add_many": []}
-    with tempfile.TemporaryDirectory(prefix="engramdb-ingest-") as tmp:
+    with scratch_dir(args.work, "engramdb-ingest-") as tmp:
         for r in range(args.repeats):
             # A fresh store each time: its embedding cache is empty, as for new memories.
             engine = MemoryEngine.open(Path(tmp) / f"store-{r}", settings=Settings())

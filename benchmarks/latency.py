@@ -43,7 +43,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -53,10 +52,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
-    CACHE_DIR,
     DIM,
-    RESULTS_DIR,
-    cached_embeddings,
+    EmbeddingCache,
+    add_common_args,
     cached_synthetic,
     exact_topk,
     generated_questions,
@@ -65,7 +63,9 @@ from common import (
     parse_size,
     percentiles,
     recall_at_k,
+    scratch_dir,
     set_offline_env,
+    set_threads,
     timed,
     write_record,
 )
@@ -104,9 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--real-size", type=int, default=3000, help="generated sentences (no --locomo)")
     p.add_argument("--locomo", type=Path, help="LoCoMo file: its turns are the real-text set")
     p.add_argument("--no-real", action="store_true", help="skip the real-text set")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory")
-    p.add_argument("--cache", type=Path, default=CACHE_DIR, help="vector/embedding cache")
+    add_common_args(p, cache=True)
     p.add_argument(
         "--lance-compact",
         action="store_true",
@@ -136,10 +134,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def real_text(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """(memories, questions) of the real-text set: LoCoMo turns, or generated sentences."""
     if args.locomo:
-        from locomo import load_locomo
+        from locomo_data import read_locomo
 
-        convs = load_locomo(args.locomo)
-        texts = list(dict.fromkeys(t.text for c in convs for t in c.turns))
+        convs = read_locomo(args.locomo)
+        texts = list(dict.fromkeys(t.render() for c in convs for t in c.turns))
         questions = list(dict.fromkeys(q.question for c in convs for q in c.questions))
         return texts, questions
     return generated_sentences(args.real_size, seed=args.seed), generated_questions(
@@ -160,11 +158,12 @@ def prepare(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         sets.append(_write_set(work, f"synthetic-{n}", base, texts, queries, questions, n))
     if not args.no_real:
         texts, qs = real_text(args)
-        base = cached_embeddings(texts, cache_dir=args.cache)
+        cache = EmbeddingCache(args.cache)
+        base = cache.embed(texts)
         vec_q, text_q = qs[:n_vec], qs[n_vec : n_vec + n_text]
         if len(text_q) < n_text:  # few questions: time text queries on generated ones
             text_q = questions
-        queries = cached_embeddings(vec_q, cache_dir=args.cache)
+        queries = cache.embed(vec_q)
         name = "locomo" if args.locomo else "generated"
         sets.append(_write_set(work, f"text-{name}", base, texts, queries, text_q, len(texts)))
     return sets
@@ -198,8 +197,8 @@ def run_worker(spec: dict[str, Any], work: Path) -> dict[str, Any]:
     out_path = spec_path.with_suffix(".out.json")
     spec["result"] = str(out_path)
     spec_path.write_text(json.dumps(spec))
-    env = dict(os.environ, OMP_NUM_THREADS=str(QUERY_THREADS), ANONYMIZED_TELEMETRY="False")
-    env.setdefault("HF_HUB_OFFLINE", "1")
+    # For the libraries the worker loads before set_threads() runs (numpy's BLAS).
+    env = dict(os.environ, OMP_NUM_THREADS=str(QUERY_THREADS))
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_path)],
@@ -221,10 +220,7 @@ def run_worker(spec: dict[str, Any], work: Path) -> dict[str, Any]:
 def worker_main(spec_path: Path) -> None:
     t_start = time.perf_counter()
     spec = json.loads(spec_path.read_text())
-    set_offline_env(QUERY_THREADS)
-    import faiss
-
-    faiss.omp_set_num_threads(QUERY_THREADS)
+    set_threads(QUERY_THREADS)
     import systems
 
     d = Path(spec["dir"])
@@ -356,7 +352,7 @@ def recall_of(found: dict[int, list[int]], truth: np.ndarray) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="engramdb-latency-") as tmp:
+    with scratch_dir(args.work, "engramdb-latency-") as tmp:
         work = Path(tmp)
         for ds in prepare(args, work):
             builders = list(dict.fromkeys(builder_of(v) for v in args.variants))

@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/locomo.py PATH [--k 5,10,25] [--systems dense,bm25,engramdb,...]
-                                     [--conversations N] [--out DIR] [--cache DIR]
+                                     [--conversations N] [--out DIR] [--cache DIR] [--work DIR]
     python benchmarks/locomo.py ../shared/data/locomo/locomo-dev.json
 
 PATH is a LoCoMo-format JSON file (a list of conversations with ``conversation``
@@ -42,14 +42,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,75 +54,36 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
-    CACHE_DIR,
-    RESULTS_DIR,
-    BundledModel,
-    cached_embeddings,
+    EmbeddingCache,
+    add_common_args,
     markdown_table,
+    scratch_dir,
     set_offline_env,
     write_record,
 )
-from locomo_data import CATEGORIES, evidence_ids, parse_date, render_turn, session_of
+from locomo_data import (
+    CATEGORIES,
+    Conversation,
+    Turn,
+    evidence_recall,
+    read_locomo,
+    session_of,
+)
 
 SYSTEMS = ("dense", "bm25", "engramdb", "engramdb-no-access", "engramdb-sim-only")
 
 
-@dataclass(frozen=True)
-class Turn:
-    dia_id: str
-    session: int
-    speaker: str
-    text: str
-    """Rendered: ``{speaker} said, "{text}"`` plus the shared image's caption."""
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Question:
-    question: str
-    category: int
-    evidence: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Conversation:
-    sample_id: str
-    turns: tuple[Turn, ...]
-    questions: tuple[Question, ...]
-
-
-def load_locomo(path: Path, *, limit: int | None = None) -> list[Conversation]:
-    """The first ``limit`` conversations (all if None) of a LoCoMo file: turns and questions."""
-    data = json.loads(Path(path).read_text())
-    out = []
-    for conv in data[:limit]:
-        c = conv["conversation"]
-        sessions = sorted(
-            int(m.group(1)) for key in c if (m := re.fullmatch(r"session_(\d+)", key))
-        )
-        turns = []
-        for s in sessions:
-            when = parse_date(c[f"session_{s}_date_time"])
-            turns.extend(
-                Turn(t["dia_id"], session_of(t["dia_id"]), t["speaker"], render_turn(t), when)
-                for t in c[f"session_{s}"]
-            )
-        questions = tuple(
-            Question(q["question"], int(q["category"]), evidence_ids(q.get("evidence", [])))
-            for q in conv["qa"]
-        )
-        out.append(Conversation(str(conv["sample_id"]), tuple(turns), questions))
-    return out
+def memory_text(turn: Turn) -> str:
+    """A turn as this benchmark stores it: ``{speaker} said, "{text}" [shares {caption}]``."""
+    return turn.render()
 
 
 # -- metrics -----------------------------------------------------------------------------
 
 
 def recall_turns(ranked: Sequence[str], evidence: Sequence[str], k: int) -> float:
-    if not evidence:
-        return 1.0
-    top = set(ranked[:k])
-    return sum(e in top for e in evidence) / len(evidence)
+    """Turn-level evidence recall@k: the share of evidence turns in the top ``k``."""
+    return evidence_recall(ranked[:k], evidence)
 
 
 def distinct_sessions(ranked: Sequence[str]) -> list[int]:
@@ -134,19 +91,17 @@ def distinct_sessions(ranked: Sequence[str]) -> list[int]:
 
 
 def recall_sessions(ranked: Sequence[str], evidence: Sequence[str], k: int) -> float:
-    wanted = {session_of(e) for e in evidence}
-    if not wanted:
-        return 1.0
-    top = set(distinct_sessions(ranked)[:k])
-    return len(wanted & top) / len(wanted)
+    """Session-level evidence recall@k: evidence sessions among the top ``k`` distinct ones."""
+    wanted = list(dict.fromkeys(session_of(e) for e in evidence))
+    return evidence_recall(distinct_sessions(ranked)[:k], wanted)
 
 
 # -- systems -----------------------------------------------------------------------------
 
 
-def rank_dense(conv: Conversation, cache: Path, model: BundledModel) -> list[list[str]]:
-    docs = cached_embeddings([t.text for t in conv.turns], cache_dir=cache, model=model)
-    qs = cached_embeddings([q.question for q in conv.questions], cache_dir=cache, model=model)
+def rank_dense(conv: Conversation, cache: EmbeddingCache) -> list[list[str]]:
+    docs = cache.embed([memory_text(t) for t in conv.turns])
+    qs = cache.embed([q.question for q in conv.questions])
     ids = [t.dia_id for t in conv.turns]
     order = np.argsort(-(qs @ docs.T), axis=1, kind="stable")
     return [[ids[i] for i in row] for row in order]
@@ -155,7 +110,7 @@ def rank_dense(conv: Conversation, cache: Path, model: BundledModel) -> list[lis
 def rank_bm25(conv: Conversation) -> list[list[str]]:
     import bm25s
 
-    corpus = [t.text for t in conv.turns]
+    corpus = [memory_text(t) for t in conv.turns]
     retriever = bm25s.BM25()
     tokens = bm25s.tokenize(corpus, stopwords="en", show_progress=False)
     retriever.index(tokens, show_progress=False)
@@ -179,12 +134,13 @@ def ingest_engramdb(convs: Sequence[Conversation], path: Path) -> dict[str, floa
         for conv in convs:
             items = [
                 {
-                    "text": t.text,
+                    "text": memory_text(t),
                     "session": f"session_{t.session}",
                     "metadata": {"dia_id": t.dia_id, "speaker": t.speaker},
-                    "created_at": t.created_at,
+                    "created_at": s.date,
                 }
-                for t in conv.turns
+                for s in conv.sessions
+                for t in s.turns
             ]
             engine.add_many(items, agent=conv.sample_id)
             n += len(items)
@@ -231,8 +187,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--k", default="5,10,25", help="comma-separated k values")
     p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated systems")
     p.add_argument("--conversations", type=int, help="only the first N conversations")
-    p.add_argument("--out", type=Path, default=RESULTS_DIR)
-    p.add_argument("--cache", type=Path, default=CACHE_DIR)
+    add_common_args(p, cache=True, seed=False)
     p.add_argument("--no-plots", action="store_true")
     args = p.parse_args(argv)
     args.ks = sorted({int(x) for x in args.k.split(",") if x.strip()})
@@ -247,21 +202,19 @@ def evaluate(
     convs: Sequence[Conversation], args: argparse.Namespace
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """(figures per system, per-question rows, timings)."""
-    model = BundledModel(threads=2)
+    cache = EmbeddingCache(args.cache)  # the bundled model loads only on a miss
     ranked: dict[str, dict[str, list[dict[str, Any]]]] = {}
     timings: dict[str, Any] = {}
     for name in args.system_list:
         t0 = time.perf_counter()
         if name == "dense":
-            ranked[name] = {
-                c.sample_id: [{"full": r} for r in rank_dense(c, args.cache, model)] for c in convs
-            }
+            ranked[name] = {c.sample_id: [{"full": r} for r in rank_dense(c, cache)] for c in convs}
         elif name == "bm25":
             ranked[name] = {c.sample_id: [{"full": r} for r in rank_bm25(c)] for c in convs}
         timings[name] = time.perf_counter() - t0
     engram = [s for s in args.system_list if s.startswith("engramdb")]
     if engram:
-        with tempfile.TemporaryDirectory(prefix="engramdb-locomo-") as tmp:
+        with scratch_dir(args.work, "engramdb-locomo-") as tmp:
             pristine = Path(tmp) / "pristine"
             timings["engramdb_ingest"] = ingest_engramdb(convs, pristine)
             for name in engram:
@@ -383,7 +336,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     set_offline_env()
     t0 = time.perf_counter()
-    convs = load_locomo(args.path, limit=args.conversations)
+    convs = read_locomo(args.path, limit=args.conversations)
     figures, questions, timings = evaluate(convs, args)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")

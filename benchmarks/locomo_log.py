@@ -15,15 +15,15 @@ Example:
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from locomo_data import evidence_turns, parse_date, render_turn
+import locomo_data
 
 # word:replacement pairs (``_`` is a space); a rewording swaps up to two synonyms.
 _SYNONYMS = dict(
@@ -90,26 +90,24 @@ class Conversation:
     """``question``, ``evidence`` (turn ids) and ``category``."""
 
 
-def build_conversation(raw: dict[str, Any], *, copy_fraction: float, seed: int) -> Conversation:
+def build_conversation(
+    dialogue: locomo_data.Conversation, *, copy_fraction: float, seed: int
+) -> Conversation:
     """Turns (episodic), observations (semantic) and reworded copies of some turns.
 
     Every memory records in ``metadata['turns']`` the turn ids it stands for: its
     own ``dia_id`` for a turn and its copy, the evidence turns for an observation.
-    Sessions are read from ``session_1`` up to the first one missing.
     """
-    conv = Conversation(str(raw.get("sample_id", "conv")))
-    sessions = raw["conversation"]
+    conv = Conversation(dialogue.sample_id)
     copies: list[dict[str, Any]] = []
-    n = 1
-    while f"session_{n}" in sessions:
-        session = f"s{n}"
-        start = parse_date(sessions[f"session_{n}_date_time"])
-        for i, turn in enumerate(sessions[f"session_{n}"]):
+    for s in dialogue.sessions:
+        session, start = f"s{s.number}", s.date
+        for i, turn in enumerate(s.turns):
             at = start + timedelta(seconds=30 * i)
-            meta = {"dia_id": turn["dia_id"], "speaker": turn["speaker"], "turns": [turn["dia_id"]]}
+            meta = {"dia_id": turn.dia_id, "speaker": turn.speaker, "turns": [turn.dia_id]}
             conv.items.append(
                 {
-                    "text": render_turn(turn, caption_label=_CAPTION_LABEL),
+                    "text": turn.render(caption_label=_CAPTION_LABEL),
                     "kind": "episodic",
                     "session": session,
                     "created_at": at,
@@ -118,42 +116,35 @@ def build_conversation(raw: dict[str, Any], *, copy_fraction: float, seed: int) 
             )
             # One generator per turn: a larger fraction copies a superset of the same turns,
             # reworded the same way (so cached embeddings carry over between runs).
-            rng = random.Random(f"{seed}:{conv.name}:{turn['dia_id']}")
+            rng = random.Random(f"{seed}:{conv.name}:{turn.dia_id}")
             if rng.random() < copy_fraction:
                 copies.append(
                     {
-                        "text": render_turn(
-                            turn, reword(turn["text"], rng), caption_label=_CAPTION_LABEL
-                        ),
+                        "text": turn.render(reword(turn.text, rng), caption_label=_CAPTION_LABEL),
                         "kind": "episodic",
                         "session": session,
                         "created_at": at + timedelta(seconds=10),
                         "metadata": {**meta, "copy": True},
                     }
                 )
-        observed = raw.get("observation", {}).get(f"session_{n}_observation", {})
-        for speaker, facts in sorted(observed.items()):
-            for j, (text, evidence) in enumerate(facts):
-                turns = evidence_turns(evidence)
+        by_speaker = sorted(s.observations, key=lambda o: o.speaker)  # stable: file order kept
+        for speaker, facts in groupby(by_speaker, key=lambda o: o.speaker):
+            for j, fact in enumerate(facts):
+                turns = list(fact.evidence)
                 conv.items.append(
                     {
-                        "text": text,
+                        "text": fact.text,
                         "kind": "semantic",
                         "session": session,
                         "created_at": start + timedelta(hours=1, seconds=j),
                         "metadata": {"speaker": speaker, "evidence": turns, "turns": turns},
                     }
                 )
-        n += 1
     conv.items.extend(copies)
-    for qa in raw.get("qa", []):
-        conv.questions.append(
-            {
-                "question": qa["question"],
-                "evidence": evidence_turns(qa.get("evidence", [])),
-                "category": qa.get("category"),
-            }
-        )
+    conv.questions = [
+        {"question": q.question, "evidence": sorted(q.evidence), "category": q.category}
+        for q in dialogue.questions
+    ]
     return conv
 
 
@@ -161,6 +152,7 @@ def load_locomo(
     path: Path, *, copy_fraction: float, seed: int, limit: int | None = None
 ) -> list[Conversation]:
     """The first ``limit`` conversations (all if None or 0) of a LoCoMo file, as memory logs."""
-    raw = json.loads(Path(path).read_text())
-    raw = raw[:limit] if limit else raw
-    return [build_conversation(c, copy_fraction=copy_fraction, seed=seed) for c in raw]
+    return [
+        build_conversation(c, copy_fraction=copy_fraction, seed=seed)
+        for c in locomo_data.read_locomo(path, limit=limit)
+    ]

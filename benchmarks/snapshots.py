@@ -26,7 +26,7 @@ and <= 1.5x the floor; recall@10 agreement after int8 restore >= 0.99.
 
 Usage:
     python benchmarks/snapshots.py [--sizes 10k,100k] [--encodings float32,float16,int8]
-        [--queries 200] [--repeats 3] [--threads 2] [--seed 0] [--out DIR] [--keep]
+        [--queries 200] [--repeats 3] [--threads 2] [--seed 0] [--out DIR] [--work DIR] [--keep]
 
 Writes ``snapshots-<time>.json`` and ``.md`` (and ``snapshots-latest.*``) under
 ``benchmarks/results/`` (or ``--out``).
@@ -40,7 +40,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,10 +51,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     DIM,
+    add_common_args,
     generated_sentences,
     markdown_table,
     parse_size,
-    set_offline_env,
+    scratch_dir,
+    set_threads,
     synthetic_vectors,
     write_record,
 )
@@ -73,25 +74,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--queries", type=int, default=200, help="queries for recall agreement")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
-    ap.add_argument("--threads", type=int, default=2, help="Arrow, Lance and OpenMP threads")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=None, help="results directory")
+    add_common_args(ap, threads=2, threads_help="Arrow, Lance, FAISS, BLAS and OpenMP threads")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)
     args.size_list = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     args.encoding_list = [e.strip() for e in args.encodings.split(",") if e.strip()]
     return args
-
-
-def set_threads(threads: int) -> dict[str, Any]:
-    set_offline_env(threads)
-    os.environ["LANCE_CPU_THREADS"] = str(threads)
-    os.environ["LANCE_IO_THREADS"] = str(max(threads, 2))
-    import pyarrow as pa
-
-    pa.set_cpu_count(threads)
-    pa.set_io_thread_count(max(threads, 2))
-    return {"omp": threads, "arrow_cpu": threads, "lance_cpu": threads, "io": max(threads, 2)}
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -360,30 +348,25 @@ def table(results: list[dict[str, Any]], goals: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
-    threads = set_threads(args.threads)
-    work = Path(tempfile.mkdtemp(prefix="engramdb-snapbench-"))
-    try:
+    threads = set_threads(args.threads, arrow=True)
+    with scratch_dir(args.work, "engramdb-snapbench-", keep=args.keep) as work:
         results: list[dict[str, Any]] = []
         for n in args.size_list:
             results += run_size(n, args, work)
-        goals = targets(results)
-        text = table(results, goals)
-        out = write_record(
-            "snapshots",
-            params={k: v for k, v in vars(args).items() if k != "out"},
-            threads=threads,
-            figures={"rows": results, "targets": goals},
-            table=text,
-            out_dir=args.out,
-        )
-        print(text)
-        print(f"wrote {out}", file=sys.stderr)
-        return out
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    goals = targets(results)
+    text = table(results, goals)
+    params = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    out = write_record(
+        "snapshots",
+        params={k: v for k, v in params.items() if k != "out"},
+        threads=threads,
+        figures={"rows": results, "targets": goals},
+        table=text,
+        out_dir=args.out,
+    )
+    print(text)
+    print(f"wrote {out}", file=sys.stderr)
+    return out
 
 
 if __name__ == "__main__":

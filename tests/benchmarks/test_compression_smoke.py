@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 TURNS = [
     ("Ana", "I adopted a grey kitten called Pixel last week."),
@@ -19,58 +18,43 @@ TURNS = [
     ("Ana", "Thanks! I really love it too."),
     ("Ben", "My sister moved to Osaka for a new job."),
 ]
-
-
-def locomo_file(path: Path) -> Path:
-    conversation: dict[str, object] = {"speaker_a": "Ana", "speaker_b": "Ben"}
-    dates = ["1:56 pm on 8 May, 2023", "10:02 am on 2 June, 2023", "6:30 pm on 20 July, 2023"]
-    for s, date in enumerate(dates, start=1):
-        conversation[f"session_{s}_date_time"] = date
-        conversation[f"session_{s}"] = [
-            {"speaker": t[0], "dia_id": f"D{s}:{i + 1}", "text": t[1]}
-            | ({"blip_caption": t[2]} if len(t) > 2 else {})
-            for i, t in enumerate(TURNS)
-        ]
-    observation = {
-        "session_1_observation": {
-            "Ana": [["Ana adopted a grey kitten named Pixel.", "D1:1"]],
-            "Ben": [["Ben's sister moved to Osaka.", ["D1:6", "D2:6"]]],
-        }
+DATES = ["1:56 pm on 8 May, 2023", "10:02 am on 2 June, 2023", "6:30 pm on 20 July, 2023"]
+OBSERVATION = {
+    "session_1_observation": {
+        "Ana": [["Ana adopted a grey kitten named Pixel.", "D1:1"]],
+        "Ben": [["Ben's sister moved to Osaka.", ["D1:6", "D2:6"]]],
     }
-    qa = [
-        {"question": "What is the name of Ana's kitten?", "evidence": ["D1:1"], "category": 4},
-        {"question": "Where did Ben's sister move?", "evidence": ["D1:6; D3:6"], "category": 1},
-        {"question": "What colour is the bowl?", "evidence": [], "category": 5},
-    ]
-    data = [
-        {"sample_id": f"conv-t{c}", "conversation": conversation, "observation": observation,
-         "qa": qa}
-        for c in (1, 2)
-    ]  # fmt: skip
-    path.write_text(json.dumps(data))
-    return path
+}
+QA = [
+    {"question": "What is the name of Ana's kitten?", "evidence": ["D1:1"], "category": 4},
+    {"question": "Where did Ben's sister move?", "evidence": ["D1:6; D3:6"], "category": 1},
+    {"question": "What colour is the bowl?", "evidence": [], "category": 5},
+]
 
 
 @pytest.fixture
-def compression(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import compression
+def tiny_locomo(locomo_file: Callable[..., Path]) -> Path:
+    """Two copies of a three-session conversation, with observations."""
+    sessions = {s: (date, TURNS) for s, date in enumerate(DATES, start=1)}
+    return locomo_file(sessions, QA, observation=OBSERVATION, sample_ids=("conv-t1", "conv-t2"))
 
-    return compression
+
+@pytest.fixture
+def compression(bench: Callable[[str], ModuleType]) -> ModuleType:
+    return bench("compression")
 
 
-def test_rewording_is_light_and_seeded(compression: ModuleType) -> None:
-    import locomo_log
-
+def test_rewording_is_light_and_seeded(bench: Callable[[str], ModuleType]) -> None:
+    locomo_log = bench("locomo_log")
     text = "I'm really happy, it's a great day!"
     a = locomo_log.reword(text, random.Random("x"))
     assert a == locomo_log.reword(text, random.Random("x")) and a != text
 
 
 def test_the_workload_has_turns_observations_and_copies(
-    compression: ModuleType, tmp_path: Path
+    compression: ModuleType, tiny_locomo: Path
 ) -> None:
-    convs = compression.load_locomo(locomo_file(tmp_path / "l.json"), copy_fraction=1.0, seed=0)
+    convs = compression.load_locomo(tiny_locomo, copy_fraction=1.0, seed=0)
     items = convs[0].items
     kinds = [(it["kind"], bool(it["metadata"].get("copy"))) for it in items]
     assert kinds.count(("episodic", False)) == kinds.count(("episodic", True)) == 18
@@ -94,10 +78,12 @@ def test_budget_recall_charges_each_memory_its_turns(compression: ModuleType) ->
     assert (recall, read) == (1.0, 2)
 
 
-def test_the_benchmark_runs_and_writes_its_record(compression: ModuleType, tmp_path: Path) -> None:
-    out = tmp_path / "results"
+def test_the_benchmark_runs_and_writes_its_record(
+    compression: ModuleType, tiny_locomo: Path, out_dir: Path, tmp_path: Path
+) -> None:
+    out = out_dir
     path = compression.main(
-        [str(locomo_file(tmp_path / "l.json")), "--embedder", "hashing", "--scale", "3000",
+        [str(tiny_locomo), "--embedder", "hashing", "--scale", "3000",
          "--cache", str(tmp_path / "cache"), "--out", str(out)]
     )  # fmt: skip
     record = json.loads(path.read_text())

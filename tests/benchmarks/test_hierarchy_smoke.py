@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "hierarchy.py"
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_hierarchy", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -34,10 +22,12 @@ def closure_csv(tmp_path: Path) -> Path:
     return path
 
 
-def test_hierarchy_benchmark_smoke(closure_csv: Path, tmp_path: Path) -> None:
-    bench = load_script()
-    out = tmp_path / "results"
-    record = bench.main(
+def test_hierarchy_benchmark_smoke(
+    bench: Callable[[str], ModuleType], closure_csv: Path, out_dir: Path
+) -> None:
+    script = bench("hierarchy")
+    out = out_dir
+    record = script.main(
         [
             str(closure_csv),
             "--dims", "2",

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.mark.model
-def test_ingest_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import ingest
-
-    path = ingest.main(["--texts", "40", "--repeats", "2", "--batch", "16", "--out", str(tmp_path)])
+def test_ingest_smoke(bench: Callable[[str], ModuleType], out_dir: Path) -> None:
+    ingest = bench("ingest")
+    path = ingest.main(["--texts", "40", "--repeats", "2", "--batch", "16", "--out", str(out_dir)])
     record = json.loads(Path(path).read_text())
     figures = record["figures"]
     assert record["benchmark"] == "ingest" and record["params"]["texts"] == 40
@@ -26,4 +24,4 @@ def test_ingest_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert figures["ratio_add_many_vs_model"] == pytest.approx(
         figures["texts_per_s"]["add_many"] / figures["texts_per_s"]["model"]
     )
-    assert (tmp_path / "ingest-latest.md").exists()
+    assert (out_dir / "ingest-latest.md").exists()

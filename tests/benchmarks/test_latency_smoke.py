@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture
-def latency(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(BENCH))
-    monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
-    import latency
-
-    return latency
+def latency(bench: Callable[[str], ModuleType]) -> ModuleType:
+    return bench("latency")
 
 
 @pytest.mark.slow
 @pytest.mark.model
-def test_latency_smoke(latency: ModuleType, tmp_path: Path) -> None:
-    from systems import FLOOR, VARIANTS
-
-    out = tmp_path / "out"
+def test_latency_smoke(
+    latency: ModuleType, bench: Callable[[str], ModuleType], out_dir: Path, tmp_path: Path
+) -> None:
+    systems = bench("systems")
+    FLOOR, VARIANTS = systems.FLOOR, systems.VARIANTS
+    out = out_dir
     path = latency.main(
         [
             "--sizes", "300",

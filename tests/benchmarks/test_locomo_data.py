@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture
-def locomo_data(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import locomo_data
-
-    return locomo_data
+def locomo_data(bench: Callable[[str], ModuleType]) -> ModuleType:
+    return bench("locomo_data")
 
 
 def test_session_dates_are_utc_in_every_format(locomo_data: ModuleType) -> None:
@@ -28,13 +24,36 @@ def test_session_dates_are_utc_in_every_format(locomo_data: ModuleType) -> None:
 
 
 def test_turns_render_with_either_caption_label(locomo_data: ModuleType) -> None:
-    turn = {"speaker": "Ana", "text": "Look!", "blip_caption": "a bowl"}
-    assert locomo_data.render_turn(turn) == 'Ana said, "Look!" [shares a bowl]'
-    assert (
-        locomo_data.render_turn(turn, "See!", caption_label="shares:")
-        == 'Ana said, "See!" [shares: a bowl]'
-    )
-    assert locomo_data.render_turn({**turn, "blip_caption": ""}) == 'Ana said, "Look!"'
+    turn = locomo_data.Turn("D1:1", "Ana", "Look!", "a bowl")
+    assert turn.render() == 'Ana said, "Look!" [shares a bowl]'
+    assert turn.render("See!", caption_label="shares:") == 'Ana said, "See!" [shares: a bowl]'
+    assert locomo_data.Turn("D1:1", "Ana", "Look!").render() == 'Ana said, "Look!"'
+
+
+def test_evidence_recall_counts_no_evidence_as_found(locomo_data: ModuleType) -> None:
+    assert locomo_data.evidence_recall(["D1:2", "D9:9"], ("D1:2", "D2:1")) == 0.5
+    assert locomo_data.evidence_recall([], ()) == 1.0
+    assert locomo_data.evidence_recall({1, 3}, [1, 2, 3, 4]) == 0.5
+
+
+def test_the_reader_keeps_sessions_observations_and_questions(
+    locomo_data: ModuleType, locomo_file: Callable[..., Path]
+) -> None:
+    sessions = {
+        2: ("10:02 am on 2 June, 2023", [("Ben", "Hi"), ("Ana", "Look!", "a bowl"), ("Ben", "Oh")]),
+        1: ("1:56 pm on 8 May, 2023", [("Ana", "Hello")]),
+    }
+    observation = {"session_2_observation": {"Ben": [["Ben said hi.", [["D2:1"], "D2:3"]]]}}
+    qa = [{"question": "Who said hi?", "evidence": ["D2:3; D2:1"], "category": 4},
+          {"question": "Anything?", "evidence": []}]  # fmt: skip
+    (conv,) = locomo_data.read_locomo(locomo_file(sessions, qa, observation=observation))
+    assert [s.number for s in conv.sessions] == [1, 2]  # numeric order, whatever the file's
+    assert [t.dia_id for t in conv.turns] == ["D1:1", "D2:1", "D2:2", "D2:3"]
+    assert conv.turns[2].caption == "a bowl" and conv.turns[1].caption is None
+    (obs,) = conv.sessions[1].observations
+    assert (obs.speaker, obs.evidence) == ("Ben", ("D2:1", "D2:3"))
+    assert [(q.category, q.evidence) for q in conv.questions] == [(4, ("D2:3", "D2:1")), (None, ())]
+    assert locomo_data.read_locomo(locomo_file(sessions, qa), limit=1)[0].sample_id == "conv-t1"
 
 
 def test_evidence_ids_keep_order_and_evidence_turns_sort(locomo_data: ModuleType) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 SESSIONS = {
     1: (
@@ -30,44 +29,36 @@ SESSIONS = {
 }
 
 
-def locomo_file(path: Path) -> Path:
-    conversation: dict[str, object] = {"speaker_a": "Ana", "speaker_b": "Ben"}
-    for s, (date, turns) in SESSIONS.items():
-        conversation[f"session_{s}_date_time"] = date
-        conversation[f"session_{s}"] = [
-            {"speaker": t[0], "dia_id": f"D{s}:{i + 1}", "text": t[1]}
-            | ({"blip_caption": t[2]} if len(t) > 2 else {})
-            for i, t in enumerate(turns)
-        ]
-    qa = [
-        {"question": "What is the name of Ana's kitten?", "answer": "Pixel",
-         "evidence": ["D1:1"], "category": 4},
-        {"question": "How fast did Ben run the half marathon?", "answer": "under two hours",
-         "evidence": ["D1:2; D2:1"], "category": 1},
-        {"question": "Where did Ben's sister move?", "answer": "Osaka",
-         "evidence": ["D:2:3", "D2:3"], "category": 2},
-        {"question": "What colour is Ana's bowl?", "adversarial_answer": "blue",
-         "evidence": [], "category": 5},
-    ]  # fmt: skip
-    data = [{"sample_id": "conv-t1", "conversation": conversation, "qa": qa}]
-    path.write_text(json.dumps(data))
-    return path
+QA = [
+    {"question": "What is the name of Ana's kitten?", "answer": "Pixel",
+     "evidence": ["D1:1"], "category": 4},
+    {"question": "How fast did Ben run the half marathon?", "answer": "under two hours",
+     "evidence": ["D1:2; D2:1"], "category": 1},
+    {"question": "Where did Ben's sister move?", "answer": "Osaka",
+     "evidence": ["D:2:3", "D2:3"], "category": 2},
+    {"question": "What colour is Ana's bowl?", "adversarial_answer": "blue",
+     "evidence": [], "category": 5},
+]  # fmt: skip
 
 
 @pytest.fixture
-def locomo(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import locomo
-
-    return locomo
+def tiny(locomo_file: Callable[..., Path]) -> Path:
+    return locomo_file(SESSIONS, QA)
 
 
-def test_loader_renders_turns_and_extracts_evidence(locomo: ModuleType, tmp_path: Path) -> None:
-    (conv,) = locomo.load_locomo(locomo_file(tmp_path / "tiny.json"))
-    assert len(conv.turns) == 6
-    assert conv.turns[0].text == 'Ana said, "I adopted a grey kitten called Pixel last week."'
-    assert conv.turns[2].text.endswith("[shares a photo of a blue ceramic bowl]")
-    assert conv.turns[3].created_at.isoformat() == "2023-06-02T10:02:00+00:00"
+@pytest.fixture
+def locomo(bench: Callable[[str], ModuleType]) -> ModuleType:
+    return bench("locomo")
+
+
+def test_loader_renders_turns_and_extracts_evidence(locomo: ModuleType, tiny: Path) -> None:
+    (conv,) = locomo.read_locomo(tiny)
+    texts = [locomo.memory_text(t) for t in conv.turns]
+    assert len(texts) == 6
+    assert texts[0] == 'Ana said, "I adopted a grey kitten called Pixel last week."'
+    assert texts[2].endswith("[shares a photo of a blue ceramic bowl]")
+    assert conv.sessions[1].date.isoformat() == "2023-06-02T10:02:00+00:00"
+    assert [t.session for t in conv.turns] == [1, 1, 1, 2, 2, 2]
     assert [q.evidence for q in conv.questions] == [("D1:1",), ("D1:2", "D2:1"), ("D2:3",), ()]
     assert locomo.recall_turns(["D1:2", "D9:9"], ("D1:2", "D2:1"), 2) == 0.5
     assert locomo.recall_turns([], (), 5) == 1.0
@@ -76,10 +67,10 @@ def test_loader_renders_turns_and_extracts_evidence(locomo: ModuleType, tmp_path
 
 
 @pytest.mark.model
-def test_locomo_smoke(locomo: ModuleType, tmp_path: Path) -> None:
-    data = locomo_file(tmp_path / "tiny.json")
-    out = tmp_path / "out"
-    path = locomo.main([str(data), "--k", "1,2,5", "--out", str(out), "--cache", str(tmp_path)])
+def test_locomo_smoke(locomo: ModuleType, tiny: Path, out_dir: Path, tmp_path: Path) -> None:
+    out = out_dir
+    cache = tmp_path / "cache"
+    path = locomo.main([str(tiny), "--k", "1,2,5", "--out", str(out), "--cache", str(cache)])
     record = json.loads(Path(path).read_text())
     assert record["params"]["questions"] == 4 and record["params"]["turns"] == 6
     systems = record["figures"]["systems"]

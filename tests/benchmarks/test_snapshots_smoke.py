@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "snapshots.py"
 
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_snapshots", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_snapshot_benchmark_smoke(tmp_path: Path) -> None:
-    bench = load_script()
-    out = tmp_path / "results"
-    path = bench.main(
+def test_snapshot_benchmark_smoke(bench: Callable[[str], ModuleType], out_dir: Path) -> None:
+    script = bench("snapshots")
+    out = out_dir
+    path = script.main(
         ["--sizes", "300", "--queries", "5", "--repeats", "1", "--threads", "1", "--out", str(out)]
     )
     record = json.loads(Path(path).read_text())

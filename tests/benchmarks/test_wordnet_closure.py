@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 # A few synsets in WordNet 3.0's database format: "dog" has two senses, the
 # second under "person"; "lassie" is an instance of dog.n.01.
@@ -34,11 +33,8 @@ puppy n 1 1 @ 1 0 00000003
 
 
 @pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import wordnet_closure
-
-    return wordnet_closure
+def script(bench: Callable[[str], ModuleType]) -> ModuleType:
+    return bench("wordnet_closure")
 
 
 @pytest.fixture
