@@ -25,16 +25,17 @@ install-test: $(BIN)/python
 demo: install
 	$(BIN)/python -m engramdb.demo
 
-test: install-test
+# The test command also runs the linters and mypy: CI runs exactly this.
+test: install-test lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: install-test
 	$(BIN)/python benchmarks/run_all.py
 
 lint: install-test
-	$(BIN)/pip install --quiet ruff mypy
-	$(BIN)/ruff check engramdb tests benchmarks
-	$(BIN)/ruff format --check engramdb tests benchmarks
+	$(BIN)/ruff check engramdb tests benchmarks conftest.py
+	$(BIN)/ruff format --check engramdb tests benchmarks conftest.py
+	$(BIN)/mypy engramdb
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info benchmarks/results

@@ -6,8 +6,9 @@ compress it by consolidation; and carry it between machines as snapshots.
 Example:
     >>> from engramdb import MemoryEngine
     >>> with MemoryEngine.open("./memory") as engine:
-    ...     engine.add("Alice moved to Lisbon in May", agent="assistant")
+    ...     _ = engine.add("Alice moved to Lisbon in May", agent="assistant")
     ...     [h.memory.text for h in engine.recall("Where does Alice live?", agent="assistant")]
+    ['Alice moved to Lisbon in May']
 """
 
 from engramdb._version import __version__

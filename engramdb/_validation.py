@@ -12,6 +12,7 @@ from typing import Any
 
 import pydantic
 from pydantic import BaseModel
+from pydantic._internal._model_construction import ModelMetaclass
 from pydantic_settings import BaseSettings
 
 from engramdb.errors import ValidationError
@@ -30,28 +31,33 @@ def problems(exc: pydantic.ValidationError) -> str:
     return "; ".join(parts)
 
 
-class CheckedModel(BaseModel):
+class _Checked(ModelMetaclass):
+    """Converts pydantic's error at the call a user makes, and only there.
+
+    Overriding ``__init__`` would not do: pydantic calls a custom ``__init__``
+    for nested models too, and would wrap our error inside its own. The
+    metaclass's ``__call__`` runs only when a class is called directly.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except pydantic.ValidationError as exc:
+            hint = (
+                "; fix the argument or its ENGRAMDB_* environment variable"
+                if issubclass(cls, BaseSettings)
+                else ""
+            )
+            raise ValidationError(f"{cls.__name__}: {problems(exc)}{hint}") from None
+
+
+class CheckedModel(BaseModel, metaclass=_Checked):
     """A pydantic model that raises :class:`~engramdb.errors.ValidationError`."""
 
-    def __init__(self, /, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except pydantic.ValidationError as exc:
-            raise ValidationError(f"{type(self).__name__}: {problems(exc)}") from None
 
-
-class CheckedSettings(BaseSettings):
+class CheckedSettings(BaseSettings, metaclass=_Checked):
     """A pydantic-settings model that raises :class:`~engramdb.errors.ValidationError`.
 
     Values from ``ENGRAMDB_*`` variables are checked the same way; the message
     names the field, so a bad variable is easy to find.
     """
-
-    def __init__(self, /, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except pydantic.ValidationError as exc:
-            raise ValidationError(
-                f"{type(self).__name__}: {problems(exc)}; fix the argument or its "
-                "ENGRAMDB_* environment variable"
-            ) from None

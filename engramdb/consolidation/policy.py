@@ -197,7 +197,8 @@ class ConsolidationPolicy(CheckedModel):
 
     Example:
         >>> policy = ConsolidationPolicy(forget={"enabled": False}, dedup={"threshold": 0.9})
-        >>> engine.consolidate(agent="bot", policy=policy)
+        >>> engine.consolidate(agent="bot", policy=policy, dry_run=True).dry_run
+        True
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)

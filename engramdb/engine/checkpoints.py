@@ -24,9 +24,11 @@ that would remove a tagged version, so the store's compaction must clean only
 versions older than its oldest checkpoint.
 
 Example:
-    >>> engine.checkpoint(agent="bot", name="before-cleanup")
-    >>> engine.consolidate(agent="bot")
-    >>> engine.rollback(agent="bot", name="before-cleanup")
+    >>> engine.checkpoint(agent="bot", name="before-cleanup").memories
+    3
+    >>> engine.delete(engine.list(agent="bot")[0].id, agent="bot")
+    >>> engine.rollback(agent="bot", name="before-cleanup").memories
+    3
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class MemoryEngine:
 
     Example:
         >>> with MemoryEngine.open("./mem", embedder="hashing") as engine:
-        ...     engine.add("The user prefers window seats", agent="travel-bot", kind="semantic")
+        ...     _ = engine.add("The user prefers window seats", agent="travel-bot", kind="semantic")
         ...     hits = engine.recall("seat preference", agent="travel-bot", k=3)
         ...     hits[0].memory.text
         'The user prefers window seats'

@@ -91,6 +91,10 @@ class VectorIndex(Protocol):
         """Top-k by inner product: (scores, labels), each (nq, k); missing slots are -1."""
         ...
 
+    def vectors(self, labels: IntArray) -> FloatMatrix:
+        """The stored unit vectors of live labels, in the order given."""
+        ...
+
     def __len__(self) -> int: ...
 
 
@@ -114,6 +118,9 @@ class FlatIndex:
     def remove(self, labels: IntArray) -> None:
         if len(labels):
             self.index.remove_ids(np.asarray(labels, dtype=np.int64))
+
+    def vectors(self, labels: IntArray) -> FloatMatrix:
+        return np.asarray(self.index.reconstruct_batch(labels), dtype=np.float32)
 
     def search(
         self, query: FloatMatrix, k: int, allowed: BoolArray | None = None
@@ -194,6 +201,10 @@ class HNSWIndex:
         if vectors is not None:
             self.add(labels, vectors)
 
+    def vectors(self, labels: IntArray) -> FloatMatrix:
+        pos = np.array([self._pos[int(x)] for x in labels], dtype=np.int64)
+        return np.asarray(self._storage().reconstruct_batch(pos), dtype=np.float32)
+
     def _storage(self) -> faiss.IndexFlat:
         return faiss.downcast_index(self.index.storage)
 
@@ -264,6 +275,11 @@ class IVFIndex:
         if len(labels):
             self.index.add_with_ids(vectors, np.asarray(labels, dtype=np.int64))
 
+    def vectors(self, labels: IntArray) -> FloatMatrix:
+        if not len(labels):
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self.index.reconstruct(int(x)) for x in labels]).astype(np.float32)
+
     def remove(self, labels: IntArray) -> None:
         if len(labels):
             self.index.remove_ids(np.asarray(labels, dtype=np.int64))
@@ -305,6 +321,12 @@ class NoIndex:
 
     def add(self, labels: IntArray, vectors: FloatMatrix) -> None:
         self._labels.update(int(x) for x in labels)
+
+    def vectors(self, labels: IntArray) -> FloatMatrix:
+        raise ValidationError(
+            "the 'lance' index keeps no vectors in memory; open the store with "
+            "index='auto' for operations that read them back"
+        )
 
     def remove(self, labels: IntArray) -> None:
         self._labels.difference_update(int(x) for x in labels)

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from engramdb._types import BoolArray, FloatMatrix, IntArray
-from engramdb.errors import ValidationError
 from engramdb.index.ball import BallIndex
 from engramdb.index.filters import Predicate
 from engramdb.index.hierarchy import (
@@ -24,7 +23,7 @@ from engramdb.index.hierarchy import (
     prune_hierarchy,
     refine_depths,
 )
-from engramdb.index.vector import FlatIndex, HNSWIndex, IVFIndex, VectorIndex, make_index
+from engramdb.index.vector import FlatIndex, HNSWIndex, VectorIndex, make_index
 from engramdb.records import Memory, MemoryKind, MemoryStatus
 
 __all__ = ["AgentView", "from_micros", "normalize_rows", "to_micros", "to_ts"]
@@ -217,18 +216,7 @@ class AgentView:
 
     def vectors(self, labels: IntArray) -> FloatMatrix:
         """Unit vectors of live labels, read back from the index."""
-        index = self.index
-        if isinstance(index, FlatIndex):
-            return np.asarray(index.index.reconstruct_batch(labels), dtype=np.float32)
-        if isinstance(index, HNSWIndex):
-            pos = np.array([index._pos[int(x)] for x in labels], dtype=np.int64)
-            return np.asarray(index._storage().reconstruct_batch(pos), dtype=np.float32)
-        if isinstance(index, IVFIndex):
-            return np.stack([index.index.reconstruct(int(x)) for x in labels])
-        raise ValidationError(
-            f"the {index.kind!r} index keeps no vectors in memory; open the store with "
-            "index='auto' for operations that read them back"
-        )
+        return self.index.vectors(labels)
 
     def _changed(self) -> None:
         # Hierarchy-derived state follows the records: recompute it on next use.

@@ -5,7 +5,7 @@ Example:
     >>> engramdb.read_snapshot_manifest("bot.egm").sealed
     True
     >>> other.import_snapshot("bot.egm", agent="bot-copy", key="passphrase").added
-    1204
+    3
 
 The file layout is described in :mod:`engramdb.snapshots.format`.
 

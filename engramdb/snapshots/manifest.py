@@ -110,7 +110,9 @@ class PartEntry(_Model):
     codec: Literal["zstd", "none"]
 
 
-class Body(_Model):
+class SnapshotContent(_Model):
+    """The content fields of an open (unsealed, or unsealed with its key) manifest."""
+
     engine_version: str
     agent: str
     created_at: datetime
@@ -118,6 +120,11 @@ class Body(_Model):
     space: str
     counts: SnapshotCounts
     vectors: VectorEncoding
+
+
+class Body(SnapshotContent):
+    """The sealed part of the manifest: the content and the parts' entries."""
+
     parts: tuple[PartEntry, ...]
 
 
@@ -192,18 +199,6 @@ class SnapshotManifest(_Model):
             counts=self.counts,
             vectors=self.vectors,
         )
-
-
-class SnapshotContent(_Model):
-    """The content fields of an open (unsealed, or unsealed with its key) manifest."""
-
-    engine_version: str
-    agent: str
-    created_at: datetime
-    embedder: EmbedderSpec
-    space: str
-    counts: SnapshotCounts
-    vectors: VectorEncoding
 
 
 def counts_of(kinds: pa.ChunkedArray, statuses: pa.ChunkedArray) -> SnapshotCounts:
