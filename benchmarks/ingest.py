@@ -2,8 +2,8 @@
 
 Usage:
     python benchmarks/ingest.py [--texts 1000] [--repeats 3] [--batch 500]
-                                [--locomo PATH] [--out DIR] [--work DIR]
-    python benchmarks/ingest.py --texts 50 --repeats 1 --out /tmp/r       # smoke
+                                [--warmup 64] [--locomo PATH] [--out DIR] [--work DIR]
+    python benchmarks/ingest.py --texts 16 --repeats 2 --batch 8 --warmup 4   # smoke
 
 The same texts (seeded generated sentences, or the turns of a LoCoMo file) are
 embedded three ways, in alternating order on every repeat so that drift on a shared
@@ -45,7 +45,6 @@ from common import (
 )
 
 TORCH_THREADS = 2
-WARMUP = [f"Warm-up sentence number {i} about nothing in particular." for i in range(64)]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -54,6 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--locomo", type=Path, help="use the turns of this LoCoMo file instead")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch", type=int, default=500, help="texts per add_many call")
+    p.add_argument(
+        "--warmup", type=int, default=64, help="untimed texts embedded first by each path"
+    )
     add_common_args(p)
     return p.parse_args(argv)
 
@@ -71,10 +73,13 @@ def run(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
     from engramdb.config import Settings
     from engramdb.embeddings import SentenceTransformerEmbedder
 
+    warmup = [
+        f"Warm-up sentence number {i} about nothing in particular." for i in range(args.warmup)
+    ]
     model = BundledModel(threads=TORCH_THREADS)
-    model.embed(WARMUP)
+    model.embed(warmup)
     embedder = SentenceTransformerEmbedder(threads=TORCH_THREADS)
-    embedder.embed(WARMUP)
+    embedder.embed(warmup)
 
     def via_model() -> None:
         model.embed(texts)
@@ -85,9 +90,12 @@ def run(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
     seconds: dict[str, list[float]] = {"model": [], "embedder": [], "add_many": []}
     with scratch_dir(args.work, "engramdb-ingest-") as tmp:
         for r in range(args.repeats):
-            # A fresh store each time: its embedding cache is empty, as for new memories.
-            engine = MemoryEngine.open(Path(tmp) / f"store-{r}", settings=Settings())
-            engine.add_many(WARMUP, agent="warmup")  # loads the model, untimed
+            # A fresh store each time: its embedding cache is empty, as for new memories. It
+            # gets the embedder loaded above (what embedder="minilm" builds, same threads).
+            engine = MemoryEngine.open(
+                Path(tmp) / f"store-{r}", embedder=embedder, settings=Settings()
+            )
+            engine.add_many(warmup, agent="warmup")  # untimed: the store's first write
 
             def via_add_many(engine: Any = engine) -> None:
                 for s in range(0, len(texts), args.batch):
@@ -130,6 +138,7 @@ def main(argv: list[str] | None = None) -> Path:
         "source": str(args.locomo) if args.locomo else f"generated:{args.texts}",
         "repeats": args.repeats,
         "batch": args.batch,
+        "warmup": args.warmup,
         "model": "all-MiniLM-L6-v2 (bundled), batch 64, normalized",
         "seconds": round(time.perf_counter() - t0, 1),
     }

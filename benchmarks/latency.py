@@ -6,7 +6,7 @@ Usage:
     python benchmarks/latency.py --million             # adds 1M (long; Chroma takes hours)
     python benchmarks/latency.py --sizes 100k --systems engramdb-lance --lance-compact
     python benchmarks/latency.py --locomo ../shared/data/locomo/locomo-dev.json
-    python benchmarks/latency.py --sizes 500 --queries 20 --no-real --out /tmp/r   # smoke
+    python benchmarks/latency.py --sizes 300 --real-size 40 --queries 12 --in-process  # smoke
 
 For each data set (seeded synthetic vectors at each size, and a real-text set
 embedded once with the bundled all-MiniLM-L6-v2 and cached under
@@ -29,7 +29,8 @@ Chroma's embedded ``PersistentClient``), it measures:
   vector (RSS after the first query minus RSS before opening).
 
 Every system runs in its own process, one after another, on the same vectors and
-queries. Query threads: 1, for FAISS and for torch when a query is embedded (engramdb
+queries (``--in-process`` runs them all in one, for smoke tests: no isolation).
+Query threads: 1, for FAISS and for torch when a query is embedded (engramdb
 is given its bundled embedder with 1 thread: its default of 2 makes single-query
 latency erratic on a busy machine, see the README); index builds: 2. Figures go to
 ``benchmarks/results/latency-*.json|md|png``.
@@ -38,6 +39,8 @@ latency erratic on a busy machine, see the README); index builds: 2. Figures go 
 from __future__ import annotations
 
 import argparse
+import functools
+import gc
 import json
 import os
 import shutil
@@ -111,6 +114,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="call engine.compact() after ingest, so index='lance' gets its IVF-PQ index",
     )
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every job in this process: no isolation, so the figures are not "
+        "comparable; for smoke tests and debugging",
+    )
     p.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.size_list = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
@@ -191,12 +200,22 @@ def _write_set(
 # -- workers --------------------------------------------------------------------------------
 
 
-def run_worker(spec: dict[str, Any], work: Path) -> dict[str, Any]:
-    """Run one ingest or query job in a fresh process; return its figures."""
+def run_worker(spec: dict[str, Any], work: Path, *, in_process: bool = False) -> dict[str, Any]:
+    """Run one ingest or query job in a fresh process (or, for ``--in-process``, in this
+    one); return its figures."""
     spec_path = work / f"spec-{spec['role']}-{spec['name']}.json"
     out_path = spec_path.with_suffix(".out.json")
     spec["result"] = str(out_path)
     spec_path.write_text(json.dumps(spec))
+    if in_process:
+        # What earlier jobs loaded stays: keep it out of the workers' gc.collect() calls.
+        gc.freeze()
+        t0 = time.perf_counter()
+        try:
+            worker_main(spec_path)
+        except Exception as exc:  # as a failing worker process: its row says why
+            return {"error": f"{type(exc).__name__}: {exc}", "wall_s": time.perf_counter() - t0}
+        return {**json.loads(out_path.read_text()), "wall_s": time.perf_counter() - t0}
     # For the libraries the worker loads before set_threads() runs (numpy's BLAS).
     env = dict(os.environ, OMP_NUM_THREADS=str(QUERY_THREADS))
     t0 = time.perf_counter()
@@ -247,10 +266,8 @@ def worker_main(spec_path: Path) -> None:
 
 
 def query_worker(spec: dict[str, Any], d: Path, base: np.ndarray, t_start: float) -> dict[str, Any]:
-    import gc
-
     import systems
-    from common import BundledModel, rss_bytes
+    from common import rss_bytes
 
     variant = spec["name"]
     queries = np.load(d / "queries.npy")
@@ -260,12 +277,9 @@ def query_worker(spec: dict[str, Any], d: Path, base: np.ndarray, t_start: float
     artefact = d / systems.builder_of(variant)
     if variant.startswith("engramdb-"):
         artefact = systems.copy_artefact(artefact, d / f"copy-{variant}")
-    model: list[Any] = []
 
     def embed(text: str) -> np.ndarray:
-        if not model:
-            model.append(BundledModel(threads=QUERY_THREADS))
-        return model[0].embed([text])[0]
+        return query_model().embed([text])[0]
 
     systems.import_modules(variant)
     import_s = time.perf_counter() - t_start
@@ -341,6 +355,14 @@ def query_worker(spec: dict[str, Any], d: Path, base: np.ndarray, t_start: float
     return out
 
 
+@functools.cache
+def query_model() -> Any:
+    """The bundled model for text queries, loaded once per process on first use."""
+    from common import BundledModel
+
+    return BundledModel(threads=QUERY_THREADS)
+
+
 def recall_of(found: dict[int, list[int]], truth: np.ndarray) -> float:
     """recall@10 over the queries answered (a time cap may stop a pass early)."""
     done = sorted(found)
@@ -359,7 +381,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"[{ds['name']}] ingest {', '.join(builders)}", file=sys.stderr, flush=True)
             spec = {"role": "ingest", "name": "all", "builders": builders}
             spec.update(dir=ds["dir"], batch=args.batch, lance_compact=args.lance_compact)
-            done = run_worker(spec, work)
+            done = run_worker(spec, work, in_process=args.in_process)
             ingests: dict[str, Any] = {
                 b: done.get(b, {"error": done.get("error", "not built")}) for b in builders
             }
@@ -385,6 +407,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "text_queries": args.text_queries if v in args.text_variants else 0,
                     },
                     work,
+                    in_process=args.in_process,
                 )
                 rows[v]["ingest_rate"] = ingest_rate(v, ds["n"], ingests, rows[v])
             results[ds["name"]] = {
@@ -639,6 +662,7 @@ def main(argv: list[str] | None = None) -> Path:
         "max_seconds": args.max_seconds,
         "batch": args.batch,
         "lance_compact": args.lance_compact,
+        "in_process": args.in_process,
         "real_text": None if args.no_real else str(args.locomo or f"generated:{args.real_size}"),
         "seed": args.seed,
         "k": 10,

@@ -19,6 +19,7 @@ floor engramdb's overhead is measured against:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -75,9 +76,11 @@ def ivf_params(n: int) -> tuple[int, int]:
     return nlist, max(1, min(nlist, nlist // 8 + 8))
 
 
+@functools.cache
 def bundled_embedder(threads: int = 2) -> Any:
     """engramdb's embedder on the bundled all-MiniLM-L6-v2 (what ``embedder="minilm"``
-    builds), with an explicit torch thread count."""
+    builds), with an explicit torch thread count; one per process (each engine wraps it
+    in an embedding cache of its own), so the model loads at most once."""
     from engramdb.embeddings import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(threads=threads)

@@ -84,7 +84,7 @@ def test_the_benchmark_runs_and_writes_its_record(
     out = out_dir
     path = compression.main(
         [str(tiny_locomo), "--embedder", "hashing", "--scale", "3000",
-         "--cache", str(tmp_path / "cache"), "--out", str(out)]
+         "--cache", str(tmp_path / "cache"), "--out", str(out), "--work", str(tmp_path)]
     )  # fmt: skip
     record = json.loads(path.read_text())
     total = record["figures"]["total"]

@@ -34,6 +34,7 @@ def test_hierarchy_benchmark_smoke(
             "--epochs", "2",
             "--threads", "1",
             "--out", str(out),
+            "--work", str(out_dir.parent),
             "--recall-sizes", "2500",
             "--recall-dims", "4",
             "--queries", "60",

@@ -13,10 +13,20 @@ import pytest
 @pytest.mark.model
 def test_ingest_smoke(bench: Callable[[str], ModuleType], out_dir: Path) -> None:
     ingest = bench("ingest")
-    path = ingest.main(["--texts", "40", "--repeats", "2", "--batch", "16", "--out", str(out_dir)])
+    args = [
+        "--texts",
+        "16",
+        "--repeats",
+        "2",
+        "--batch",
+        "8",
+        "--warmup",
+        "4",
+    ]  # 2 passes, 2 batches
+    path = ingest.main([*args, "--out", str(out_dir), "--work", str(out_dir.parent / "work")])
     record = json.loads(Path(path).read_text())
     figures = record["figures"]
-    assert record["benchmark"] == "ingest" and record["params"]["texts"] == 40
+    assert record["benchmark"] == "ingest" and record["params"]["texts"] == 16
     assert record["threads"]["torch_threads"] == 2
     assert set(figures["texts_per_s"]) == {"model", "embedder", "add_many"}
     assert all(len(v) == 2 for v in figures["seconds"].values())

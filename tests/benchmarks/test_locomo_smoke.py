@@ -70,7 +70,8 @@ def test_loader_renders_turns_and_extracts_evidence(locomo: ModuleType, tiny: Pa
 def test_locomo_smoke(locomo: ModuleType, tiny: Path, out_dir: Path, tmp_path: Path) -> None:
     out = out_dir
     cache = tmp_path / "cache"
-    path = locomo.main([str(tiny), "--k", "1,2,5", "--out", str(out), "--cache", str(cache)])
+    args = ["--out", str(out), "--cache", str(cache), "--work", str(tmp_path)]
+    path = locomo.main([str(tiny), "--k", "1,2,5", *args])
     record = json.loads(Path(path).read_text())
     assert record["params"]["questions"] == 4 and record["params"]["turns"] == 6
     systems = record["figures"]["systems"]

@@ -11,9 +11,8 @@ from types import ModuleType
 def test_snapshot_benchmark_smoke(bench: Callable[[str], ModuleType], out_dir: Path) -> None:
     script = bench("snapshots")
     out = out_dir
-    path = script.main(
-        ["--sizes", "300", "--queries", "5", "--repeats", "1", "--threads", "1", "--out", str(out)]
-    )
+    args = ["--sizes", "300", "--queries", "5", "--repeats", "1", "--threads", "1"]
+    path = script.main([*args, "--out", str(out), "--work", str(out.parent)])
     record = json.loads(Path(path).read_text())
     for key in ("git_sha", "versions", "machine", "threads", "params", "figures"):
         assert key in record
