@@ -295,7 +295,9 @@ def add_common_args(
     scratch = "scratch stores go in a folder made inside it and removed at the end"
     parser.add_argument("--work", type=Path, default=None, help=f"{scratch} (default: /tmp)")
     if cache:
-        parser.add_argument("--cache", type=Path, default=CACHE_DIR, help="vector cache")
+        parser.add_argument(
+            "--cache", type=Path, default=CACHE_DIR, help="vector and embedding cache"
+        )
     if seed:
         parser.add_argument("--seed", type=int, default=0)
     if threads is not None:
@@ -440,9 +442,12 @@ def exact_topk(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def recall_at_k(found: Sequence[Sequence[int]], truth: np.ndarray, k: int) -> float:
-    """Recall@k against exact search: mean over queries of the share of the true top-k
-    found in the returned top-k (FAISS's ``-1`` padding never matches)."""
+def recall_at_k(found: Sequence[Sequence[Any]], truth: Sequence[Sequence[Any]], k: int) -> float:
+    """Recall@k against a reference (exact search): mean over queries of the share of the
+    reference top-k found in the returned top-k (FAISS's ``-1`` padding never matches).
+
+    ``truth`` is a row-per-query array or list of ids (row numbers, or memory ids).
+    """
     if not len(found):
         return float("nan")
     scores = [

@@ -64,7 +64,7 @@ from common import (
     synthetic_vectors,
     write_record,
 )
-from locomo_data import CATEGORIES
+from locomo_data import CATEGORIES, evidence_recall
 from locomo_log import Conversation, load_locomo
 
 # -- measuring -------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def budget_recall(
         found |= turns(mid)
         if read >= budget:
             break
-    return len(found & set(evidence)) / len(evidence), used
+    return evidence_recall(found, evidence), used
 
 
 def evaluate(

@@ -55,6 +55,7 @@ from common import (
     generated_sentences,
     markdown_table,
     parse_size,
+    recall_at_k,
     scratch_dir,
     set_threads,
     synthetic_vectors,
@@ -176,10 +177,6 @@ def recall_ids(engine: Any, queries: np.ndarray, k: int) -> list[list[str]]:
     ]
 
 
-def agreement(a: list[list[str]], b: list[list[str]], k: int) -> float:
-    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b, strict=True)]))
-
-
 def median(xs: list[float]) -> float:
     return float(statistics.median(xs))
 
@@ -249,7 +246,7 @@ def run_size(n: int, args: argparse.Namespace, work: Path) -> list[dict[str, Any
             if rnd:
                 imports[label].append(time.perf_counter() - t0)
             if rnd == args.repeats:
-                agree[label] = agreement(truth, recall_ids(restored, queries, args.k), args.k)
+                agree[label] = recall_at_k(recall_ids(restored, queries, args.k), truth, args.k)
             restored.close()
             shutil.rmtree(target)
     source.close()
