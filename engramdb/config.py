@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_MAX_TEXT_BYTES",
     "DEFAULT_WORKING_CAPACITY",
     "DEFAULT_WORKING_TTL_SECONDS",
+    "HybridWeights",
     "ScoringWeights",
     "Settings",
     "default_store_path",
@@ -57,6 +58,36 @@ class ScoringWeights(CheckedSettings):
     access_scale: float = Field(5.0, gt=0.0)
 
 
+class HybridWeights(CheckedSettings):
+    """How hybrid recall fuses lexical (BM25) and dense (cosine) evidence.
+
+    Each side's candidates (the best ``pool`` of each, more when ``k`` asks) are
+    normalised min-max over that side's own pool, clipped at 0, and fused as
+    ``dense * dense_norm + lexical * lexical_norm`` (a convex combination, which
+    Bruch et al. found to beat reciprocal-rank fusion). A memory's session adds
+    ``session_prior * prior``, where the prior mixes (min-max over the agent's
+    candidate sessions) the session's best dense score and its session
+    document's BM25, ``prior_dense`` to ``1 - prior_dense``. With
+    ``group_by="session"`` a session scores the mean of its best ``group_top``
+    fused memories plus ``group_prior * prior``.
+
+    The defaults were chosen on the LoCoMo development conversations by
+    leave-one-conversation-out selection (``benchmarks/locomo.py``, README).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ENGRAMDB_HYBRID_", frozen=True)
+
+    dense: float = Field(0.4, ge=0.0)
+    lexical: float = Field(0.6, ge=0.0)
+    context: float = Field(0.5, ge=0.0)
+    """BM25 weight of a memory's context (its own text weighs 1)."""
+    session_prior: float = Field(0.4, ge=0.0)
+    prior_dense: float = Field(0.25, ge=0.0, le=1.0)
+    group_prior: float = Field(0.5, ge=0.0)
+    group_top: int = Field(2, ge=1)
+    pool: int = Field(100, ge=1)
+
+
 class Settings(CheckedSettings):
     """Engine settings; any field can be set as ``ENGRAMDB_<FIELD>``."""
 
@@ -76,6 +107,7 @@ class Settings(CheckedSettings):
     embed_batch_size: int = Field(64, gt=0)
     embed_cache_size: int = Field(50_000, ge=0)
     weights: ScoringWeights = Field(default_factory=ScoringWeights)
+    hybrid: HybridWeights = Field(default_factory=HybridWeights)
 
 
 def default_store_path(settings: Settings | None = None) -> Path:

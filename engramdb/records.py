@@ -132,7 +132,8 @@ class _IdGenerator:
     """Monotonic ULIDs: 48 bits of milliseconds, then 80 bits that increase within a millisecond.
 
     Ids sort by creation time as strings, and two ids made in the same
-    millisecond by one process still sort in creation order.
+    millisecond by one process (or dated to the same millisecond one after the
+    other, as a batch of turns given one ``created_at``) sort in creation order.
     """
 
     def __init__(self) -> None:
@@ -143,12 +144,14 @@ class _IdGenerator:
     def __call__(self, at: datetime | None = None) -> str:
         with self._lock:
             ms = int((at.timestamp() if at else time.time()) * 1000)
-            if at is None and ms <= self._last_ms:
+            if (at is None and ms <= self._last_ms) or ms == self._last_ms:
+                # Same millisecond as the last id (or, for now, a clock that went
+                # back): count up, so a batch dated alike keeps its order.
                 ms = self._last_ms
                 rand = self._last_rand + 1
             else:
                 rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
-            if at is None:
+            if at is None or ms >= self._last_ms:
                 self._last_ms, self._last_rand = ms, rand
             value = (ms << 80) | (rand & ((1 << 80) - 1))
         chars = []
@@ -248,6 +251,14 @@ class Hit:
         importance: The memory's importance, in [0, 1].
         access: The access part before weighting, in [0, 1).
         depth: Generality signal in the Poincaré space (0 = most general); None otherwise.
+        lexical: The memory's BM25 score for the query (with its context; 0 when
+            it matched no query word, and in ``mode="dense"``).
+        relevance: What the score blends with the other parts: the cosine
+            similarity in ``mode="dense"``, the fused lexical and dense evidence
+            (with the session prior) in ``"hybrid"``, normalised BM25 in ``"lexical"``.
+        group: With ``group_by="session"``, the session this hit stands for.
+        group_score: With ``group_by="session"``, the session's score (hits are
+            ordered by it).
     """
 
     memory: Memory
@@ -257,6 +268,10 @@ class Hit:
     importance: float = 0.0
     access: float = 0.0
     depth: float | None = None
+    lexical: float = 0.0
+    relevance: float = 0.0
+    group: str | None = None
+    group_score: float | None = None
 
     @property
     def covers(self) -> tuple[str, ...]:

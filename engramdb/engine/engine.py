@@ -568,13 +568,21 @@ class MemoryEngine:
         root: str | Memory | None = None,
         depth: tuple[float, float] | None = None,
         rank: str = "similarity",
+        mode: str = "hybrid",
+        group_by: str | None = None,
     ) -> builtins.list[Hit]:
         """The memories most relevant to ``query``, best first.
 
         Filters apply before top-k: when k memories match, k come back. Each hit's
-        ``score`` blends similarity with recency, importance and use (see
-        :class:`~engramdb.config.ScoringWeights`); candidates are the nearest
-        ``max(4k, k + 32)`` by similarity, re-ranked by score, ties broken by id.
+        ``score`` blends relevance with recency, importance and use (see
+        :class:`~engramdb.config.ScoringWeights`), ties broken by id.
+
+        Relevance depends on ``mode``. ``"hybrid"`` (the default) fuses BM25 over
+        each memory and its context (the previous turns of its session) with
+        cosine similarity, plus a session prior (see
+        :class:`~engramdb.config.HybridWeights`); ``"dense"`` is cosine similarity
+        alone, and returns the exact top k by the blended score; ``"lexical"`` is
+        BM25 alone. A vector query has no words: it is always dense.
 
         Args:
             query: Text, or a vector of the store's dimension.
@@ -602,6 +610,10 @@ class MemoryEngine:
                 ``"auto"`` below ``exact_threshold``), else an HNSW graph re-ranked
                 by exact distance (recall@10 0.995 at 10k memories, 1.0 at 100k,
                 against exact, in ``benchmarks/hierarchy.py``).
+            mode: ``"hybrid"``, ``"dense"`` or ``"lexical"`` (see above).
+            group_by: None, or ``"session"``: one hit per session, the best
+                memory of each of the k best sessions, with ``Hit.group`` and
+                ``Hit.group_score`` set.
         """
         query_args = RecallQuery(
             query=query,
@@ -619,6 +631,8 @@ class MemoryEngine:
             root=root,
             depth=depth,
             rank=rank,
+            mode=mode,
+            group_by=group_by,
         )
         with self._mutex:
             self._check_open()

@@ -1,10 +1,17 @@
-"""Recall: filtered similarity search and the blended score."""
+"""Recall: filtered hybrid (lexical + dense) search and the blended score.
+
+Three modes share the filters and the score's recency, importance and access
+parts: ``"dense"`` ranks by cosine similarity, ``"lexical"`` by BM25 over each
+memory with its context, ``"hybrid"`` (the default) by the fusion of both with
+a session prior (:mod:`engramdb.engine.fusion`). ``group_by="session"`` returns
+the best memory of each of the best sessions.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +20,7 @@ import numpy as np
 from engramdb._types import BoolArray, FloatMatrix
 from engramdb.config import Settings
 from engramdb.engine.access import AccessLog
+from engramdb.engine.fusion import minmax, session_prior
 from engramdb.engine.structure import rank_by_distance, structure_mask
 from engramdb.engine.vectors import Vectorizer
 from engramdb.engine.views import ViewRegistry
@@ -22,9 +30,13 @@ from engramdb.index.filters import compile_filter
 from engramdb.index.view import AgentView
 from engramdb.records import Hit, Memory, MemoryKind, as_utc, check_name
 
-__all__ = ["MAX_K", "Recall", "RecallQuery"]
+__all__ = ["GROUPS", "MAX_K", "MODES", "Recall", "RecallQuery"]
 
 MAX_K = 10_000
+MODES = ("hybrid", "dense", "lexical")
+GROUPS = (None, "session")
+_DECIMALS = 6
+"""Relevance is rounded to this many decimals, so ties in exact arithmetic break by id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +58,20 @@ class RecallQuery:
     root: str | Memory | None = None
     depth: tuple[float, float] | None = None
     rank: str = "similarity"
+    mode: str = "hybrid"
+    group_by: str | None = None
+
+
+@dataclass
+class _Candidates:
+    """Candidate labels with their evidence; ``relevance`` is what the score builds on."""
+
+    labels: np.ndarray
+    sims: np.ndarray
+    lexical: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    relevance: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    prior: dict[int, float] = field(default_factory=dict)
+    fused: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 class Recall:
@@ -55,7 +81,7 @@ class Recall:
         views: The agent views.
         vectors: Embeds text queries, checks vector ones.
         access: Where hits are counted.
-        settings: The scoring weights.
+        settings: The scoring and fusion weights.
         space: The store's geometry.
         index_kind: ``"lance"`` searches LanceDB instead of the view's index.
         read_only: A reader never counts accesses (it cannot write them).
@@ -86,6 +112,10 @@ class Recall:
         k = q.k
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise ValidationError(f"k {k!r} must be an int from 1 to {MAX_K}")
+        if q.mode not in MODES:
+            raise ValidationError(f"mode {q.mode!r} is not known; use one of {MODES}")
+        if q.group_by not in GROUPS:
+            raise ValidationError(f"group_by {q.group_by!r} is not known; use None or 'session'")
         if q.session is not None:
             check_name(q.session, what="session")
         kind_list = None if q.kinds is None else [kind_of(x) for x in q.kinds]
@@ -93,6 +123,9 @@ class Recall:
         t_since = as_utc(q.since, field="since").timestamp() if q.since is not None else None
         t_until = as_utc(q.until, field="until").timestamp() if q.until is not None else None
         ref_now = as_utc(q.now, field="now").timestamp() if q.now is not None else None
+        text = q.query if isinstance(q.query, str) else None
+        if q.mode == "lexical" and text is None:
+            raise ValidationError("mode='lexical' needs a text query; pass text, or mode='dense'")
         qvec = self.vectors.query(q.query)
         view = self.views.get(q.agent)
         if not len(view):
@@ -120,16 +153,114 @@ class Recall:
             if record:
                 self.access.record(view, labels)
             return hits
-        allowed = None if n_ok == len(view) else mask
-        pool = min(n_ok, max(4 * k, k + 32))
-        if self.index_kind == "lance":
-            sims, found = self._lance_search(view, qvec, pool, mask)
-        else:
-            scores, candidates = view.index.search(qvec[None, :], pool, allowed)
-            keep = candidates[0] >= 0
-            sims, found = scores[0][keep], candidates[0][keep]
         ref = ref_now if ref_now is not None else view.newest_time()
-        return self._rank(view, sims, found, k, ref, record)
+        mode = q.mode if text is not None else "dense"  # a vector query has no words
+        allowed = None if n_ok == len(view) else mask
+        if mode == "dense" and q.group_by is None:
+            return self._exact_dense(view, qvec, k, allowed, n_ok, ref, record)
+        need = k
+        while True:
+            depth = max(self.settings.hybrid.pool, 4 * need, need + 32)
+            cands = self._candidates(view, text, qvec, mode, depth, allowed, n_ok)
+            if q.group_by is None or len(cands.labels) >= n_ok:
+                break
+            groups = len({int(c) for c in view.session.data[cands.labels]})
+            if groups >= k or depth >= n_ok:
+                break
+            need = 4 * need
+        if q.group_by == "session":
+            return self._grouped(view, cands, k, ref, record, mode)
+        return self._rank(view, cands, k, ref, record)
+
+    # -- candidates ------------------------------------------------------------------------
+
+    def _dense_search(
+        self, view: AgentView, qvec: FloatMatrix, depth: int, allowed: BoolArray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``depth`` nearest allowed memories: (similarities, labels), nearest first."""
+        if self.index_kind == "lance":
+            mask = allowed if allowed is not None else view.alive.view
+            return self._lance_search(view, qvec, depth, mask)
+        scores, found = view.index.search(qvec[None, :], depth, allowed)
+        keep = found[0] >= 0
+        return scores[0][keep], found[0][keep]
+
+    def _candidates(
+        self,
+        view: AgentView,
+        text: str | None,
+        qvec: FloatMatrix,
+        mode: str,
+        depth: int,
+        allowed: BoolArray | None,
+        n_ok: int,
+    ) -> _Candidates:
+        """Each side's best ``depth`` candidates, their union, and the fused relevance."""
+        depth = min(depth, n_ok)
+        hybrid = self.settings.hybrid
+        lex_scores, lex_labels = np.zeros(0, np.float32), np.zeros(0, np.int64)
+        if text is not None and mode != "dense":
+            lex_scores, lex_labels = view.lexicon.memories.search(
+                text, depth, allowed, weights=(1.0, hybrid.context)
+            )
+        if mode == "lexical":
+            labels = lex_labels
+            dense_sims = np.zeros(0, np.float32)
+            dense_labels = np.zeros(0, np.int64)
+        else:
+            dense_sims, dense_labels = self._dense_search(view, qvec, depth, allowed)
+            labels = np.union1d(dense_labels, lex_labels).astype(np.int64)
+        sims = self._similarities(view, qvec, labels, dense_labels, dense_sims)
+        lexical = np.zeros(len(labels))
+        if len(lex_labels):
+            where = np.searchsorted(labels, lex_labels) if mode != "lexical" else None
+            if where is None:
+                lexical = lex_scores.astype(np.float64)
+            else:
+                lexical[where] = lex_scores
+        cands = _Candidates(labels=labels, sims=sims, lexical=lexical)
+        if mode == "dense":
+            cands.relevance = sims
+            cands.fused = sims
+            return cands
+        lex_norm = minmax(lexical, lex_scores) * (lexical > 0)
+        if mode == "lexical":
+            cands.relevance = np.round(lex_norm, _DECIMALS)
+            cands.fused = cands.relevance
+            return cands
+        dense_norm = minmax(sims, dense_sims)
+        fused = hybrid.dense * dense_norm + hybrid.lexical * lex_norm
+        codes = view.session.data[labels]
+        best: dict[int, float] = {}
+        for code, sim in zip(codes.tolist(), sims.tolist(), strict=True):
+            if code >= 0 and sim > best.get(code, -np.inf):
+                best[code] = sim
+        lex_sessions = view.lexicon.session_scores(text or "", best)
+        cands.prior = session_prior(best, lex_sessions, hybrid)
+        prior = np.array([cands.prior.get(c, 0.0) for c in codes.tolist()])
+        cands.fused = np.round(fused, _DECIMALS)
+        cands.relevance = np.round(fused + hybrid.session_prior * prior, _DECIMALS)
+        return cands
+
+    def _similarities(
+        self,
+        view: AgentView,
+        qvec: FloatMatrix,
+        labels: np.ndarray,
+        dense_labels: np.ndarray,
+        dense_sims: np.ndarray,
+    ) -> np.ndarray:
+        """Exact cosine similarity of each label to the query, rounded."""
+        if not len(labels):
+            return np.zeros(0)
+        if self.index_kind == "lance":
+            # No vectors in memory: what LanceDB found, and below it for the others.
+            known = dict(zip(dense_labels.tolist(), dense_sims.tolist(), strict=True))
+            floor = float(np.min(dense_sims)) if len(dense_sims) else 0.0
+            sims = np.array([known.get(int(x), floor) for x in labels])
+        else:
+            sims = view.vectors(labels) @ qvec
+        return np.round(sims.astype(np.float64), _DECIMALS)
 
     def _lance_search(
         self, view: AgentView, qvec: FloatMatrix, pool: int, mask: BoolArray
@@ -145,52 +276,144 @@ class Recall:
                 labels.append(view.label_of[mid])
         return np.asarray(sims[:pool], np.float32), np.asarray(labels[:pool], np.int64)
 
-    def _rank(
-        self,
-        view: AgentView,
-        sims: np.ndarray,
-        labels: np.ndarray,
-        k: int,
-        ref: float,
-        record: bool,
-    ) -> list[Hit]:
-        # Similarities equal in exact arithmetic can come out of FAISS one
-        # float32 ulp (6e-8) apart, and the other way round once the index is
-        # rebuilt on reopen. Rounded to 6 decimals they are equal, so the tie
-        # breaks by id, the same way every time; the score is built from the
-        # rounded similarity, so hits stay sorted by the score they report.
-        sims = np.round(sims.astype(np.float64), 6)
+    # -- ranking -----------------------------------------------------------------------------
+
+    def _parts(
+        self, view: AgentView, labels: np.ndarray, ref: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Recency, importance and access parts of the score, before weighting."""
         w = self.settings.weights
-        half_life = w.half_life_days * 86400.0
         age = np.maximum(ref - view.created.data[labels], 0.0)
-        recency = np.power(0.5, age / half_life)
+        recency = np.power(0.5, age / (w.half_life_days * 86400.0))
         importance = view.importance.data[labels].astype(np.float64)
         access = 1.0 - np.exp(-view.access.data[labels] / w.access_scale)
-        score = (
-            w.similarity * sims
+        return recency, importance, access
+
+    def _scores(self, view: AgentView, cands: _Candidates, ref: float) -> np.ndarray:
+        w = self.settings.weights
+        recency, importance, access = self._parts(view, cands.labels, ref)
+        score: np.ndarray = (
+            w.similarity * cands.relevance
             + w.recency * recency
             + w.importance * importance
             + w.access * access
         )
-        ids = [view.ids[i] for i in labels]
-        order = sorted(range(len(ids)), key=lambda i: (-float(score[i]), ids[i] or ""))[:k]
-        depths = view.depths()[labels] if self.space == "poincare" else None
+        return score
+
+    def _exact_dense(
+        self,
+        view: AgentView,
+        qvec: FloatMatrix,
+        k: int,
+        allowed: BoolArray | None,
+        n_ok: int,
+        ref: float,
+        record: bool,
+    ) -> list[Hit]:
+        """The k best memories by the blended score, exactly, ties broken by id.
+
+        The score's non-similarity parts are bounded, so a memory outside the
+        pool (its similarity at most the pool's lowest) can beat the k-th only
+        if the k-th scores at most that bound: the pool widens until it cannot.
+        """
+        w = self.settings.weights
+        headroom = w.recency + w.importance * view.max_importance() + w.access
+        depth = min(n_ok, max(4 * k, k + 32))
+        while True:
+            sims, labels = self._dense_search(view, qvec, depth, allowed)
+            sims = np.round(sims.astype(np.float64), _DECIMALS)
+            cands = _Candidates(labels=labels, sims=sims, relevance=sims)
+            if len(labels) < depth or depth >= n_ok or self.index_kind == "lance":
+                break
+            scores = self._scores(view, cands, ref)
+            kth = np.sort(scores)[::-1][min(k, len(scores)) - 1]
+            if kth > w.similarity * float(sims.min()) + headroom:
+                break
+            depth = min(n_ok, 4 * depth)
+        return self._rank(view, cands, k, ref, record)
+
+    def _order(self, view: AgentView, labels: np.ndarray, score: np.ndarray) -> list[int]:
+        ids = [view.ids[int(x)] or "" for x in labels]
+        return sorted(range(len(ids)), key=lambda i: (-float(score[i]), ids[i]))
+
+    def _hit(
+        self, view: AgentView, cands: _Candidates, i: int, score: float, ref: float
+    ) -> Hit | None:
+        label = int(cands.labels[i])
+        mid = view.ids[label]
+        if mid is None:  # indexes return live labels only
+            return None
+        recency, importance, access = (
+            x[0] for x in self._parts(view, cands.labels[i : i + 1], ref)
+        )
+        return Hit(
+            memory=view.current(mid),
+            score=score,
+            similarity=float(cands.sims[i]),
+            recency=float(recency),
+            importance=float(importance),
+            access=float(access),
+            depth=float(view.depths()[label]) if self.space == "poincare" else None,
+            lexical=float(cands.lexical[i]) if len(cands.lexical) else 0.0,
+            relevance=float(cands.relevance[i]),
+        )
+
+    def _rank(
+        self, view: AgentView, cands: _Candidates, k: int, ref: float, record: bool
+    ) -> list[Hit]:
+        score = self._scores(view, cands, ref)
         hits = []
-        for i in order:
-            mid = ids[i]
-            if mid is None:  # the index returns live labels only
-                continue
-            hits.append(
-                Hit(
-                    memory=view.current(mid),
-                    score=float(score[i]),
-                    similarity=float(sims[i]),
-                    recency=float(recency[i]),
-                    importance=float(importance[i]),
-                    access=float(access[i]),
-                    depth=None if depths is None else float(depths[i]),
-                )
-            )
+        for i in self._order(view, cands.labels, score)[:k]:
+            hit = self._hit(view, cands, i, float(score[i]), ref)
+            if hit is not None:
+                hits.append(hit)
         if record:
-            self.access.record(view, [int(labels[i]) for i in order])
+            self.access.record(view, [view.label_of[h.memory.id] for h in hits])
         return hits
+
+    def _grouped(
+        self, view: AgentView, cands: _Candidates, k: int, ref: float, record: bool, mode: str
+    ) -> list[Hit]:
+        """The best memory of each of the k best sessions (a memory with no session alone)."""
+        hybrid = self.settings.hybrid
+        score = self._scores(view, cands, ref)
+        order = self._order(view, cands.labels, score)
+        members: dict[tuple[int, int], list[int]] = {}
+        for i in order:
+            code = int(view.session.data[cands.labels[i]])
+            key = (code, -1) if code >= 0 else (-1, int(cands.labels[i]))
+            members.setdefault(key, []).append(i)
+        groups = []
+        for key, idx in members.items():
+            top = sorted((float(cands.fused[i]) for i in idx), reverse=True)[: hybrid.group_top]
+            value = float(np.mean(top))
+            if mode == "hybrid" and key[0] >= 0:
+                value += hybrid.group_prior * cands.prior.get(key[0], 0.0)
+            name = view.session_name(key[0])
+            groups.append((round(value, _DECIMALS), name or "", key, idx[0]))
+        groups.sort(key=lambda g: (-g[0], g[1], g[2]))
+        hits = []
+        for value, _, key, i in groups[:k]:
+            hit = self._hit(view, cands, i, float(score[i]), ref)
+            if hit is not None:
+                group = view.session_name(key[0])
+                hits.append(_with_group(hit, group, value))
+        if record:
+            self.access.record(view, [view.label_of[h.memory.id] for h in hits])
+        return hits
+
+
+def _with_group(hit: Hit, group: str | None, score: float) -> Hit:
+    return Hit(
+        memory=hit.memory,
+        score=hit.score,
+        similarity=hit.similarity,
+        recency=hit.recency,
+        importance=hit.importance,
+        access=hit.access,
+        depth=hit.depth,
+        lexical=hit.lexical,
+        relevance=hit.relevance,
+        group=group,
+        group_score=score,
+    )

@@ -103,6 +103,7 @@ def rank_by_distance(
                 memory=view.current(mid),
                 score=-float(dist),
                 similarity=float(vec @ qvec),
+                relevance=-float(dist),
                 importance=float(view.importance.data[label]),
                 depth=float(depths[label]),
             )

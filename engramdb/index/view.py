@@ -23,6 +23,7 @@ from engramdb.index.hierarchy import (
     prune_hierarchy,
     refine_depths,
 )
+from engramdb.index.lexical import AgentLexicon
 from engramdb.index.vector import FlatIndex, HNSWIndex, VectorIndex, make_index
 from engramdb.records import Memory, MemoryKind, MemoryStatus
 
@@ -100,6 +101,8 @@ class AgentView:
         self.access = _Column(np.int64, 0)
         self.last_access = _Column(np.int64, _NO_ACCESS)
         self._sessions: dict[str | None, int] = {None: -1}
+        self._session_names: list[str | None] = []
+        self._max_importance = 0.0
         self.refined: dict[str, float] = {}
         """Depths learned by :func:`~engramdb.index.hierarchy.refine_depths`, by id."""
         self._hierarchy: Hierarchy | None = None
@@ -109,6 +112,8 @@ class AgentView:
         self.ball_index: BallIndex | None = None
         """Poincaré index over this view's points, built on demand (see :meth:`ball`)."""
         self.index: VectorIndex = FlatIndex(dim)
+        self.lexicon = AgentLexicon()
+        """The lexical side: BM25 over memories with their context, and over sessions."""
 
     # -- building --------------------------------------------------------------------------
 
@@ -138,7 +143,12 @@ class AgentView:
         code = self._sessions.get(session)
         if code is None:
             code = self._sessions[session] = len(self._sessions) - 1
+            self._session_names.append(session)
         return code
+
+    def session_name(self, code: int) -> str | None:
+        """The session a session code stands for (-1: no session)."""
+        return None if code < 0 else self._session_names[code]
 
     def add(self, memories: Sequence[Memory], unit_vectors: FloatMatrix) -> None:
         """Add memories (and their unit vectors); an id already present is replaced."""
@@ -156,18 +166,19 @@ class AgentView:
         self.alive.extend(np.ones(len(memories), dtype=bool))
         self.kind.extend(np.array([_KIND_CODE[m.kind] for m in memories], dtype=np.int8))
         self.archived.extend(np.array([m.status is MemoryStatus.ARCHIVED for m in memories]))
-        self.session.extend(
-            np.array([self._session_code(m.session) for m in memories], dtype=np.int32)
-        )
+        codes = np.array([self._session_code(m.session) for m in memories], dtype=np.int32)
+        self.session.extend(codes)
         self.created.extend(np.array([m.created_at.timestamp() for m in memories]))
         self.expires.extend(np.array([to_ts(m.expires_at) for m in memories]))
         self.importance.extend(np.array([m.importance for m in memories], dtype=np.float32))
+        self._max_importance = max(self._max_importance, max(m.importance for m in memories))
         self.access.extend(np.array([m.access_count for m in memories], dtype=np.int64))
         self.last_access.extend(
             np.array([to_micros(m.last_accessed_at) for m in memories], dtype=np.int64)
         )
         self.index.add(labels, unit_vectors)
         self._maybe_grow_index()
+        self.lexicon.add(memories, labels.tolist(), codes.tolist())
         self.generation += 1
         if self._hierarchy is not None:
             added = [m.id for m in memories]
@@ -198,6 +209,7 @@ class AgentView:
             labels.append(label)
         if labels:
             self.index.remove(np.asarray(labels, dtype=np.int64))
+            self.lexicon.remove(removed, labels)
             self.generation += 1
             if self._hierarchy is not None:
                 self._follow(prune_hierarchy(self._hierarchy, removed, self.refined), labels)
@@ -210,6 +222,7 @@ class AgentView:
         self.records[memory.id] = memory
         self.archived.data[label] = memory.status is MemoryStatus.ARCHIVED
         self.importance.data[label] = memory.importance
+        self._max_importance = max(self._max_importance, memory.importance)
         self.expires.data[label] = to_ts(memory.expires_at)
         self.access.data[label] = memory.access_count
         self.last_access.data[label] = to_micros(memory.last_accessed_at)
@@ -329,6 +342,10 @@ class AgentView:
                 if mid is None or not where(self.records[mid].metadata):
                     mask[label] = False
         return mask
+
+    def max_importance(self) -> float:
+        """An upper bound on the importance of any live memory (kept on write)."""
+        return self._max_importance
 
     def newest_time(self) -> float:
         """The newest creation time among live memories (the default recency reference)."""

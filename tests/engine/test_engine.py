@@ -152,20 +152,24 @@ def test_working_memory_is_bounded_and_expires(store_path: Path) -> None:
         assert eng.count(agent="w") == 5
 
 
-def test_score_parts_and_reproducibility(engine: MemoryEngine) -> None:
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_score_parts_and_reproducibility(engine: MemoryEngine, mode: str) -> None:
     engine.add("the cat sat on the mat", agent="a", importance=0.1)
     engine.add("the cat sat on the mat today", agent="a", importance=1.0)
-    hits = engine.recall("cat on mat", agent="a", k=2, record_access=False)
+    hits = engine.recall("cat on mat", agent="a", k=2, record_access=False, mode=mode)
+    assert len(hits) == 2
     for h in hits:
         w = engine.settings.weights
         expected = (
-            w.similarity * h.similarity
+            w.similarity * h.relevance
             + w.recency * h.recency
             + w.importance * h.importance
             + w.access * h.access
         )
         assert h.score == pytest.approx(expected)
-    again = engine.recall("cat on mat", agent="a", k=2, record_access=False)
+        if mode == "dense":
+            assert h.relevance == h.similarity
+    again = engine.recall("cat on mat", agent="a", k=2, record_access=False, mode=mode)
     assert [h.memory.id for h in again] == [h.memory.id for h in hits]
     assert [h.score for h in again] == [h.score for h in hits]
 

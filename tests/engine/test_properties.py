@@ -27,7 +27,10 @@ op = st.one_of(
     st.tuples(st.just("update"), st.integers(0, 10_000), text, st.floats(0, 1)),
     st.tuples(st.just("delete"), st.integers(0, 10_000)),
     st.tuples(st.just("recall"), st.sampled_from(["a", "b"]), text),
+    st.tuples(st.just("consolidate"), st.sampled_from(["a", "b"])),
+    st.tuples(st.just("rollback"), st.sampled_from(["a", "b"])),
 )
+MODES = ("hybrid", "dense", "lexical")
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -37,6 +40,8 @@ def test_any_sequence_survives_reopen(ops: list[tuple], query: str) -> None:
     try:
         live: list[tuple[str, str]] = []
         with MemoryEngine.open(root, embedder="hashing") as eng:
+            for agent in ("a", "b"):
+                eng.checkpoint(agent=agent, name="start")
             for o in ops:
                 if o[0] == "add":
                     live.append((eng.add(o[2], agent=o[1], kind=o[3]).id, o[1]))
@@ -50,19 +55,29 @@ def test_any_sequence_survives_reopen(ops: list[tuple], query: str) -> None:
                     eng.delete(mid)
                 elif o[0] == "recall":
                     eng.recall(o[2], agent=o[1], k=3)
+                elif o[0] in ("consolidate", "rollback"):
+                    if o[0] == "rollback":
+                        eng.rollback(agent=o[1], name="start")
+                    elif any(a == o[1] for _, a in live):
+                        eng.consolidate(agent=o[1])
+                    # Both rewrite the agent's memory: what it holds now is the truth.
+                    kept = [(m, a) for m, a in live if a != o[1]]
+                    live = kept + [(m.id, o[1]) for m in eng.list(agent=o[1], limit=None)]
             before = {a: eng.list(agent=a, limit=None) for a in ("a", "b")}
-            recall = {a: eng.recall(query, agent=a, k=5, record_access=False) for a in ("a", "b")}
+            recall = {
+                (a, mode): eng.recall(query, agent=a, k=5, record_access=False, mode=mode)
+                for a in ("a", "b")
+                for mode in MODES
+            }
         assert sorted(m.id for ms in before.values() for m in ms) == sorted(m for m, _ in live)
         with MemoryEngine.open(root, embedder="hashing") as eng:
             assert {a: eng.list(agent=a, limit=None) for a in ("a", "b")} == before
-            for a in ("a", "b"):
-                again = eng.recall(query, agent=a, k=5, record_access=False)
-                assert [h.memory.id for h in again] == [h.memory.id for h in recall[a]]
+            for (a, mode), hits in recall.items():
+                again = eng.recall(query, agent=a, k=5, record_access=False, mode=mode)
+                assert [h.memory.id for h in again] == [h.memory.id for h in hits]
                 # The index is rebuilt from the store on reopen, so float32 sums may
                 # differ in the last bit; scores must agree to well within that.
-                assert [h.score for h in again] == pytest.approx(
-                    [h.score for h in recall[a]], abs=1e-5
-                )
+                assert [h.score for h in again] == pytest.approx([h.score for h in hits], abs=1e-5)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

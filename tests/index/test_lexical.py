@@ -1,0 +1,130 @@
+"""The lexical index: BM25 on FTS5, context columns, and queries that never raise."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from engramdb.index.lexical import AgentLexicon, LexicalIndex, fts_query, query_terms
+from engramdb.records import Memory, MemoryKind, new_id
+
+
+@pytest.fixture
+def ix() -> LexicalIndex:
+    index = LexicalIndex()
+    index.upsert(
+        [
+            (1, "Ana adopted a tabby cat in 2023", ""),
+            (2, "Bo went running in the park", "Ana asked about the marathon"),
+            (3, "Café au lait every morning", ""),
+            (4, "They were walking the dogs", ""),
+            (5, "nothing to see", ""),
+        ]
+    )
+    return index
+
+
+def test_a_rare_word_is_found(ix: LexicalIndex) -> None:
+    scores, labels = ix.search("tabby", k=5)
+    assert labels.tolist() == [1] and scores[0] > 0
+
+
+def test_stemming_numbers_and_diacritics(ix: LexicalIndex) -> None:
+    assert ix.search("run", k=5)[1].tolist() == [2]
+    assert ix.search("dog walks", k=5)[1].tolist() == [4]
+    assert ix.search("2023", k=5)[1].tolist() == [1]
+    assert ix.search("cafe", k=5)[1].tolist() == [3]
+
+
+def test_context_counts_at_its_weight(ix: LexicalIndex) -> None:
+    assert ix.search("marathon", k=5)[1].tolist() == [2]
+    assert ix.search("marathon", k=5, weights=(1.0, 0.0))[0][0] == 0.0
+
+
+def test_upsert_replaces_and_remove_forgets(ix: LexicalIndex) -> None:
+    ix.upsert([(1, "a parrot now", "")])
+    assert ix.search("tabby", k=5)[1].size == 0
+    assert ix.search("parrot", k=5)[1].tolist() == [1]
+    ix.remove([1, 99])
+    assert ix.search("parrot", k=5)[1].size == 0
+    assert len(ix) == 4
+
+
+def test_allowed_filters_before_top_k(ix: LexicalIndex) -> None:
+    ix.upsert([(i, f"the same words {i}", "") for i in range(10, 60)])
+    allowed = np.zeros(61, dtype=bool)
+    allowed[[11, 57]] = True
+    assert sorted(ix.search("same words", k=2, allowed=allowed)[1].tolist()) == [11, 57]
+
+
+WEIRD = [
+    "",
+    "   ",
+    "?!?",
+    "the and of to",
+    'say "hello',
+    "cat*",
+    "*",
+    "-cat",
+    "NEAR(cat tabby)",
+    "cat AND dog",
+    "OR OR OR",
+    "(cat",
+    "own:cat",
+    "^cat",
+    "a'b'c'''",
+    "日本語のテキスト",
+    "emoji 🐱 cat",
+    "\x00 null byte",
+    "cat;DROP TABLE docs;--",
+    "x" * 5000,
+]
+
+
+@pytest.mark.parametrize("query", WEIRD)
+def test_weird_queries_never_raise(ix: LexicalIndex, query: str) -> None:
+    scores, labels = ix.search(query, k=5)
+    assert scores.shape == labels.shape
+    assert len(ix) == 5
+
+
+def test_stop_words_alone_find_nothing(ix: LexicalIndex) -> None:
+    for query in ["", "the and of", "?!", "What did you do?"]:
+        assert ix.search(query, k=5)[1].size == 0
+
+
+def test_query_terms() -> None:
+    assert query_terms("When did Caroline's dog go?") == ["caroline", "dog", "go"]
+    assert query_terms("don't I've") == []
+    assert fts_query(query_terms('a "quoted" NEAR(x)')) == '"quoted" OR "near" OR "x"'
+
+
+def _turn(text: str, session: str | None, at: datetime) -> Memory:
+    return Memory(
+        id=new_id(at),
+        agent="a",
+        kind=MemoryKind.EPISODIC,
+        text=text,
+        session=session,
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def test_context_is_the_previous_turns_of_the_session_and_follows_deletes() -> None:
+    lex = AgentLexicon(context_turns=2)
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    turns = [
+        _turn(t, "s", t0 + timedelta(minutes=i))
+        for i, t in enumerate(["Did you visit Lisbon?", "We ate pastries", "Yes, last week!"])
+    ]
+    other = _turn("Lisbon trams are yellow", "u", t0)
+    lex.add([*turns, other], [0, 1, 2, 3], [0, 0, 0, 1])
+    # "Yes, last week!" is found through its context, two turns back.
+    assert 2 in lex.memories.search("lisbon", k=5)[1].tolist()
+    lex.remove([turns[0]], [0])
+    assert lex.memories.search("lisbon", k=5)[1].tolist() == [3]
+    scores = lex.session_scores("pastries", [0, 1])
+    assert set(scores) == {0}
