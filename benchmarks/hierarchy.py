@@ -55,10 +55,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -67,7 +64,6 @@ from typing import Any
 
 import faiss
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
 from engramdb.hyperbolic import expmap0, fit_euclidean, fit_poincare, reconstruction_metrics
@@ -447,13 +443,11 @@ def reconstruction_benchmark(
     return rows
 
 
-def markdown(record: dict[str, Any]) -> str:
+def markdown(params: dict[str, Any], figures: dict[str, Any]) -> str:
+    """The reconstruction and recall tables (the run record's header says the rest)."""
+    closure = figures["closure"]
     lines = [
-        f"# Hierarchy benchmark ({record['timestamp']})",
-        "",
-        f"closure `{record['params']['closure']}`: {record['closure']['nodes']} nodes, "
-        f"{record['closure']['edges']} edges; threads {record['threads']}, "
-        f"CPUs {record['cpu_count']}, git {record['git_sha']}",
+        f"closure `{params['closure']}`: {closure['nodes']} nodes, {closure['edges']} edges",
         "",
         "| geometry | dim | mean rank | MAP | train s |",
         "|---|---:|---:|---:|---:|",
@@ -461,15 +455,15 @@ def markdown(record: dict[str, Any]) -> str:
     lines.extend(
         f"| {row['geometry']} | {row['dim']} | {row['mean_rank']:.3f} | "
         f"{row['map']:.4f} | {row['train_s']:.1f} |"
-        for row in record["reconstruction"]
+        for row in figures["reconstruction"]
     )
-    if record["recall"]:
+    if figures["recall"]:
         lines += [
             "",
             "| n | dim | index | recall@10 | p50 ms | p95 ms | p99 ms | batch ms/q | build s |",
             "|---:|---:|---|---:|---:|---:|---:|---:|---:|",
         ]
-        for res in record["recall"]:
+        for res in figures["recall"]:
             for key, label in (
                 ("poincare_hnsw_conformal", "Poincaré HNSW (conformal)"),
                 ("poincare_hnsw_mips", "Poincaré HNSW (mips)"),
@@ -518,68 +512,51 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run the benchmark; returns the record it wrote."""
+    """Run the benchmark; returns the record it wrote (``common.write_record``)."""
     args = parse_args(argv)
-    common.set_threads(args.threads, torch=args.threads)
+    threads = common.set_threads(args.threads, torch=args.threads)
     edges = read_closure(args.closure)
-    record: dict[str, Any] = {
-        "benchmark": "hierarchy",
-        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "git_sha": common.git_sha(),
-        "versions": {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "torch": torch.__version__,
-            "faiss": faiss.__version__,
-            "geoopt": __import__("geoopt").__version__,
-        },
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "threads": args.threads,
-        "params": {
-            "closure": str(args.closure),
-            "dims": args.dims,
-            "epochs": args.epochs,
-            "balance": args.balance,
-            "seed": args.seed,
-            "recall_sizes": [] if args.skip_recall else args.recall_sizes,
-            "recall_dims": args.recall_dims,
-            "queries": args.queries,
-            "engine_sizes": args.engine_sizes,
-            "k": K,
-            "warmup_queries": WARMUP_QUERIES,
-        },
-        "closure": {
-            "edges": len(edges),
-            "nodes": len({n for e in edges for n in e}),
-        },
+    params = {
+        "closure": str(args.closure),
+        "dims": args.dims,
+        "epochs": args.epochs,
+        "balance": args.balance,
+        "seed": args.seed,
+        "recall_sizes": [] if args.skip_recall else args.recall_sizes,
+        "recall_dims": args.recall_dims,
+        "queries": args.queries,
+        "engine_sizes": args.engine_sizes,
+        "k": K,
+        "warmup_queries": WARMUP_QUERIES,
     }
-    record["reconstruction"] = reconstruction_benchmark(
-        edges, args.dims, args.epochs, args.seed, args.balance
-    )
-    record["recall"] = []
+    figures: dict[str, Any] = {
+        "closure": {"edges": len(edges), "nodes": len({n for e in edges for n in e})},
+        "reconstruction": reconstruction_benchmark(
+            edges, args.dims, args.epochs, args.seed, args.balance
+        ),
+        "recall": [],
+        "engine": [],
+    }
     if not args.skip_recall:
         smallest = min(args.recall_sizes)
         for dim in args.recall_dims:
             for n in args.recall_sizes:
                 res = recall_benchmark(n, dim, args.queries, args.seed, n == smallest)
                 print(json.dumps(res), flush=True)
-                record["recall"].append(res)
-    record["engine"] = []
+                figures["recall"].append(res)
     if args.engine_sizes:
-        record["machine_load"] = os.getloadavg() if hasattr(os, "getloadavg") else None
         with common.scratch_dir(args.work, "engramdb-hierarchy-") as work:
             for n in args.engine_sizes:
                 res = engine_benchmark(n, args.queries, args.seed, Path(work))
                 print(json.dumps(res), flush=True)
-                record["engine"].append(res)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = record["timestamp"].replace(":", "").replace("+0000", "Z")
-    table = markdown(record) + (engine_markdown(record["engine"]) if record["engine"] else "")
-    (args.out / f"hierarchy-{stamp}.json").write_text(json.dumps(record, indent=2) + "\n")
-    (args.out / f"hierarchy-{stamp}.md").write_text(table)
+                figures["engine"].append(res)
+    table = markdown(params, figures)
+    table += engine_markdown(figures["engine"]) if figures["engine"] else ""
+    path = common.write_record(
+        "hierarchy", params=params, threads=threads, figures=figures, table=table, out_dir=args.out
+    )
     print(table)
+    record: dict[str, Any] = json.loads(path.read_text())
     return record
 
 

@@ -41,20 +41,16 @@ def test_hierarchy_benchmark_smoke(
             "--engine-sizes", "400",
         ]
     )  # fmt: skip
-    files = sorted(p.suffix for p in out.iterdir())
-    assert files == [".json", ".md"]
-    saved = json.loads(next(out.glob("*.json")).read_text())
-    assert saved == json.loads(json.dumps(record))
-    for key in (
-        "git_sha",
-        "versions",
-        "cpu_count",
-        "threads",
-        "params",
-        "reconstruction",
-        "recall",
-    ):
+    assert sorted(p.name for p in out.iterdir() if "latest" in p.name) == [
+        "hierarchy-latest.json",
+        "hierarchy-latest.md",
+    ]
+    saved = json.loads((out / "hierarchy-latest.json").read_text())
+    assert saved == record and saved["benchmark"] == "hierarchy"
+    for key in ("git_sha", "versions", "machine", "threads", "params", "figures"):
         assert key in saved
+    assert saved["versions"]["geoopt"] and saved["threads"]["torch"] == 1
+    saved = saved["figures"]
     assert {r["geometry"] for r in saved["reconstruction"]} == {"poincare", "euclidean"}
     for row in saved["reconstruction"]:
         assert {"dim", "mean_rank", "map", "train_s"} <= set(row)
@@ -63,7 +59,7 @@ def test_hierarchy_benchmark_smoke(
     assert 0.0 <= res["poincare_hnsw_conformal"]["recall_at_10"] <= 1.0
     assert {"p50_ms", "p95_ms", "p99_ms"} <= set(res["euclidean_hnsw"])
     assert res["p95_ratio"] > 0
-    table = next(out.glob("*.md")).read_text()
+    table = (out / "hierarchy-latest.md").read_text()
     assert "| poincare | 2 |" in table
     (eng,) = saved["engine"]
     assert eng["n"] == 400 and eng["tree"]["max_level"] >= 2
