@@ -10,6 +10,7 @@ from types import ModuleType
 import pytest
 
 
+@pytest.mark.slow
 @pytest.mark.model
 def test_ingest_smoke(bench: Callable[[str], ModuleType], out_dir: Path) -> None:
     ingest = bench("ingest")
