@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from engramdb.index.lexical import AgentLexicon, LexicalIndex, fts_query, query_terms
+from engramdb.index.lexical import AgentLexicon, LexicalIndex, query_terms, tokens
 from engramdb.records import Memory, MemoryKind, new_id
 
 
@@ -98,7 +98,20 @@ def test_stop_words_alone_find_nothing(ix: LexicalIndex) -> None:
 def test_query_terms() -> None:
     assert query_terms("When did Caroline's dog go?") == ["caroline", "dog", "go"]
     assert query_terms("don't I've") == []
-    assert fts_query(query_terms('a "quoted" NEAR(x)')) == '"quoted" OR "near" OR "x"'
+    assert query_terms('a "quoted" NEAR(x)') == ["quoted", "near", "x"]
+    assert tokens("Ana's dogs, 2023") == ["ana", "s", "dog", "2023"]
+
+
+def test_stale_postings_are_dropped_and_scores_stay_the_same() -> None:
+    ix = LexicalIndex()
+    ix.upsert([(i, f"note {i} about the tabby cat", "") for i in range(50)])
+    before = ix.search("tabby", k=5)
+    for _ in range(60):  # rewrite every document: stale postings pile up, then go
+        ix.upsert([(i, f"note {i} about the tabby cat", "") for i in range(50)])
+    after = ix.search("tabby", k=5)
+    assert after[1].tolist() == before[1].tolist()
+    assert after[0] == pytest.approx(before[0])
+    assert ix._stale < 50 * 6
 
 
 def _turn(text: str, session: str | None, at: datetime) -> Memory:
