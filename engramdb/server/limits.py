@@ -15,6 +15,8 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_SNAPSHOT_BYTES", "BodyLimit", 
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
+_BUFFER_UP_TO = 16 * 1024 * 1024
+"""Chunked bodies to limits up to this are read whole before the app sees them."""
 
 
 class RateLimiter:
@@ -87,6 +89,29 @@ class BodyLimit:
             if size > limit:
                 await _too_large(send, limit, size)
                 return
+        if limit <= _BUFFER_UP_TO and declared is None:
+            # A chunked body to a small limit: read it here, so the app never sees a body
+            # that is too large (FastAPI would report an error inside the body as a 400).
+            messages: list[Message] = []
+            seen = 0
+            while True:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    break
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    await _too_large(send, limit, -1)
+                    return
+                if not message.get("more_body", False):
+                    break
+            replay = iter(messages)
+
+            async def replayed() -> Message:
+                return next(replay, None) or await receive()
+
+            await self.app(scope, replayed, send)
+            return
         seen = 0
 
         async def counted() -> Message:
@@ -102,9 +127,9 @@ class BodyLimit:
 
 
 def _message(limit: int, size: int) -> str:
-    what = f"{size} bytes" if size >= 0 else "the body"
+    what = f"request body of {size} bytes" if size >= 0 else "request body"
     return (
-        f"request body of {what} exceeds the limit of {limit} bytes; send less, or start the "
+        f"{what} exceeds the limit of {limit} bytes; send less, or start the "
         "server with a larger limit (--max-body-bytes)"
     )
 
