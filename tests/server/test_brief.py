@@ -16,22 +16,20 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _fill(engine: MemoryEngine) -> None:
-    engine.add_many(
-        [
-            {"text": "Always answer in French", "kind": "procedural", "importance": 0.9},
-            {"text": "Never share the user's address", "kind": "procedural", "importance": 1.0},
-            {"text": "Sign off politely", "kind": "procedural", "importance": 0.2},
-            {"text": "The user lives in Lisbon", "kind": "semantic", "importance": 0.4},
-            {"text": "The user's cat is called Miso", "kind": "semantic", "importance": 0.9},
-            {"text": "Draft: reply about the Lisbon flat", "kind": "working", "session": "s1"},
-            {"text": "Draft for another session", "kind": "working", "session": "s2"},
-        ]
-        + [
-            {"text": f"Episode {i}: talked about topic {i}", "created_at": T0 + timedelta(days=i)}
-            for i in range(30)
-        ],
-        agent="bot",
-    )
+    items: list[dict[str, Any]] = [
+        {"text": "Always answer in French", "kind": "procedural", "importance": 0.9},
+        {"text": "Never share the user's address", "kind": "procedural", "importance": 1.0},
+        {"text": "Sign off politely", "kind": "procedural", "importance": 0.2},
+        {"text": "The user lives in Lisbon", "kind": "semantic", "importance": 0.4},
+        {"text": "The user's cat is called Miso", "kind": "semantic", "importance": 0.9},
+        {"text": "Draft: reply about the Lisbon flat", "kind": "working", "session": "s1"},
+        {"text": "Draft for another session", "kind": "working", "session": "s2"},
+    ]
+    items += [
+        {"text": f"Episode {i}: talked about topic {i}", "created_at": T0 + timedelta(days=i)}
+        for i in range(30)
+    ]
+    engine.add_many(items, agent="bot")
 
 
 def test_sections_in_order_each_memory_once(engine: MemoryEngine) -> None:

@@ -26,6 +26,10 @@ from .conftest import Keys, Live
 TOOLS = {"remember", "recall", "brief", "update_memory", "forget", "list_memories"}
 
 
+def _text(block: Any) -> str:
+    return str(getattr(block, "text", ""))
+
+
 def _data(result: Any) -> Any:
     assert not result.is_error, result.content
     return result.structured_content
@@ -36,9 +40,10 @@ async def _exercise(client: Client, agent_args: dict[str, str]) -> None:
     a = agent_args
     tools = {t.name: t for t in (await client.list_tools()).tools}
     assert set(tools) == TOOLS
-    assert tools["recall"].annotations.read_only_hint is True
-    assert tools["forget"].annotations.destructive_hint is True
-    assert tools["remember"].annotations.destructive_hint is False
+    notes = {name: t.annotations for name, t in tools.items()}
+    assert notes["recall"] is not None and notes["recall"].read_only_hint is True
+    assert notes["forget"] is not None and notes["forget"].destructive_hint is True
+    assert notes["remember"] is not None and notes["remember"].destructive_hint is False
     assert ("agent" in tools["recall"].input_schema["properties"]) == bool(a)
     assert tools["recall"].output_schema is not None
 
@@ -56,14 +61,14 @@ async def _exercise(client: Client, agent_args: dict[str, str]) -> None:
     page = _data(await client.call_tool("list_memories", {**a, "limit": 1}))
     assert page["total"] == 2 and len(page["items"]) == 1
     bad = await client.call_tool("recall", {**a, "query": "x", "where": {"$nope": 1}})
-    assert bad.is_error and "$nope" in bad.content[0].text
+    assert bad.is_error and "$nope" in _text(bad.content[0])
     agent = a.get("agent", "solo")
     stats = await client.read_resource(f"engram://{agent}/stats")
-    assert json.loads(stats.contents[0].text)["memories"] == 2
+    assert json.loads(_text(stats.contents[0]))["memories"] == 2
     one = await client.read_resource(f"engram://{agent}/memories/{m['id']}")
-    assert json.loads(one.contents[0].text)["text"] == "likes green tea"
+    assert json.loads(_text(one.contents[0]))["text"] == "likes green tea"
     prompt = await client.get_prompt("recall_context", {**a, "topic": "tea"})
-    assert "green tea" in prompt.messages[0].content.text
+    assert "green tea" in _text(prompt.messages[0].content)
     assert _data(await client.call_tool("forget", {**a, "id": m["id"]})) == {
         "id": m["id"],
         "deleted": True,
@@ -106,7 +111,7 @@ def test_streamable_http_with_keys(keyed: tuple[Live, Keys]) -> None:
             async with Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as c:
                 await _exercise(c, {"agent": "alice"})
                 refused = await c.call_tool("recall", {"agent": "bob", "query": "secret"})
-                assert refused.is_error and "may not use agent 'bob'" in refused.content[0].text
+                assert refused.is_error and "may not use agent 'bob'" in _text(refused.content[0])
                 refused = await c.call_tool("remember", {"agent": "bob", "text": "sneak"})
                 assert refused.is_error
         async with httpx2.AsyncClient(timeout=30) as anon:
