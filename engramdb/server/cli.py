@@ -8,11 +8,13 @@ one-line message on stderr and an exit code, in one place (:func:`_errors`).
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -92,7 +94,14 @@ def serve(
         engine = MemoryEngine.open(store, embedder=embedder)
     try:
         app = create_app(engine, keys=ring, config=config, host=host)
-        server = uvicorn.Server(
+        hub = app.state.engramdb.hub
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+                hub.close()  # end event streams now, or shutdown waits for their clients
+                super().handle_exit(sig, frame)
+
+        server = Server(
             uvicorn.Config(
                 app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5
             )
@@ -119,9 +128,14 @@ def mcp(
     from engramdb import MemoryEngine
     from engramdb.server.events import EventHub
     from engramdb.server.mcp import build_mcp_server
+    from engramdb.server.schemas import NAME_PATTERN
     from engramdb.server.service import MemoryService
 
     with _errors():
+        if not re.fullmatch(NAME_PATTERN, agent):
+            raise ValidationError(
+                f"agent name {agent!r} is not allowed; use 1 to 128 letters, digits or '-_.:@'"
+            )
         engine = MemoryEngine.open(store, embedder=embedder)
     service = MemoryService(engine, EventHub())
 

@@ -47,3 +47,11 @@ def test_serve_with_a_broken_keys_file_exits_2(tmp_path: Path) -> None:
         _app(), ["serve", "--store", str(tmp_path / "s"), "--keys", str(keys)]
     )
     assert result.exit_code == 2 and "keys.toml" in result.stderr
+
+
+def test_mcp_refuses_a_bad_agent_name_before_opening(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        _app(), ["mcp", "--store", str(tmp_path / "s"), "--agent", "../x", "-e", "hashing"]
+    )
+    assert result.exit_code == 2 and "agent name '../x'" in result.stderr
+    assert not (tmp_path / "s").exists()

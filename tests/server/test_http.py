@@ -248,3 +248,21 @@ def test_closed_store_is_503(live: Live) -> None:
     with live.client() as c:
         live.engine.close()
         _error(c.get("/v1/agents"), 503, "store_closed")
+
+
+def test_snapshot_upload_limit_413(engine: object) -> None:
+    from engramdb import MemoryEngine
+
+    assert isinstance(engine, MemoryEngine)
+    config = ServerConfig(max_snapshot_bytes=1000)
+    with running(engine, config=config) as server, server.client() as c:
+        r = c.post("/v1/agents/bot/snapshot", content=b"x" * 5000)
+        assert "limit of 1000" in _error(r, 413, "payload_too_large")
+
+        def chunks() -> object:
+            for _ in range(10):
+                yield b"y" * 500
+
+        r = c.post("/v1/agents/bot/snapshot", content=chunks())
+        _error(r, 413, "payload_too_large")
+        assert engine.count() == 0

@@ -16,7 +16,8 @@ def http_latency(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.syspath_prepend(str(BENCH))
     import http_latency
 
-    return http_latency
+    module: ModuleType = http_latency
+    return module
 
 
 @pytest.mark.slow
