@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--embedder", default="hashing", help="'hashing' or 'minilm'.")
     parser.add_argument("--clients", type=int, default=4, help="Concurrent HTTP clients.")
     parser.add_argument("--seconds", type=float, default=10.0, help="Throughput run length.")
-    parser.add_argument("--mcp-calls", type=int, default=100, help="Timed MCP recalls.")
+    parser.add_argument("--mcp-calls", type=int, default=100, help="Timed MCP recalls (0: skip).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="Results directory.")
     args = parser.parse_args(argv)
@@ -243,9 +243,15 @@ def main(argv: list[str] | None = None) -> Path:
         remote, throughput = http_phase(
             store, args.embedder, questions, warmup, args.clients, args.seconds
         )
-        mcp, handshake = mcp_phase(
-            store, args.embedder, questions[: args.mcp_calls], warmup[: max(1, args.warmup // 4)]
-        )
+        mcp: list[float] = []
+        handshake = float("nan")
+        if args.mcp_calls:
+            mcp, handshake = mcp_phase(
+                store,
+                args.embedder,
+                questions[: args.mcp_calls],
+                warmup[: max(1, args.warmup // 4)],
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

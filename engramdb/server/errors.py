@@ -12,12 +12,11 @@ traceback ever reaches a client.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from engramdb.errors import (
     EmbedderMismatchError,
@@ -30,6 +29,10 @@ from engramdb.errors import (
     StoreLockedError,
     ValidationError,
 )
+
+if TYPE_CHECKING:  # FastAPI loads only with the HTTP app, not for MCP over stdio
+    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
 
 __all__ = [
     "STATUSES",
@@ -160,6 +163,7 @@ def validation_message(exc: RequestValidationError) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error with the one shape; FastAPI's own 422s and 404s included."""
+    from fastapi.exceptions import RequestValidationError
 
     async def on_engine(request: Request, exc: Exception) -> JSONResponse:
         return error_response(exc)
