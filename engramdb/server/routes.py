@@ -10,6 +10,7 @@ from engramdb import Memory, MemoryKind
 from engramdb.brief import DEFAULT_BUDGET_TOKENS, MAX_BUDGET_TOKENS
 from engramdb.server.deps import AgentPath, IdPath, Key, State
 from engramdb.server.schemas import (
+    ERROR_RESPONSES,
     MAX_LIST,
     NAME_PATTERN,
     AddBatch,
@@ -25,7 +26,7 @@ from engramdb.server.schemas import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 
 @router.get("/health", tags=["server"])

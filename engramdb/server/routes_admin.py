@@ -14,11 +14,16 @@ from starlette.concurrency import run_in_threadpool
 from engramdb.errors import ValidationError
 from engramdb.server.deps import AgentPath, Key, State
 from engramdb.server.errors import PayloadTooLargeError
-from engramdb.server.schemas import NAME_PATTERN, CheckpointIn, ConsolidateIn
+from engramdb.server.schemas import (
+    ERROR_RESPONSES,
+    NAME_PATTERN,
+    CheckpointIn,
+    ConsolidateIn,
+)
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(responses=ERROR_RESPONSES)
 SnapshotKey = Annotated[
     str | None,
     Header(alias="X-Snapshot-Key", description="Passphrase of an encrypted snapshot."),

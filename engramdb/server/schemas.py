@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from engramdb import Memory, MemoryKind
 
 __all__ = [
+    "ERROR_RESPONSES",
     "MAX_BATCH",
     "MAX_K",
     "MAX_LIST",
@@ -18,6 +19,7 @@ __all__ = [
     "BriefOut",
     "CheckpointIn",
     "ConsolidateIn",
+    "ErrorOut",
     "HitOut",
     "HitsOut",
     "MemoriesOut",
@@ -52,6 +54,8 @@ def _in_range(value: datetime | None) -> datetime | None:
 Time = Annotated[datetime, AfterValidator(_in_range)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Metadata = dict[str, Any]
+Component = Annotated[float, Field(ge=-1e30, le=1e30, allow_inf_nan=False)]
+"""A vector component: finite, and within float32's range."""
 
 
 class _In(BaseModel):
@@ -91,7 +95,7 @@ class UpdateMemory(_In):
 class RecallIn(_In):
     """The arguments of ``MemoryEngine.recall``."""
 
-    query: str | list[float] = Field(description="Text, or a vector of the store's dimension.")
+    query: str | list[Component] = Field(description="Text, or a vector of the store's dimension.")
     k: int = Field(10, ge=1, le=MAX_K)
     kinds: list[MemoryKind] | None = None
     session: Name | None = None
@@ -117,6 +121,34 @@ class CheckpointIn(_In):
     """A checkpoint's name."""
 
     name: str = Field(min_length=1, max_length=128)
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable code and the engine's message."""
+
+    code: str = Field(examples=["not_found"])
+    message: str = Field(examples=["no memory with id '01J...' for agent 'bot'"])
+
+
+class ErrorOut(BaseModel):
+    """The one error shape of every response with a 4xx or 5xx status."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in (
+        (401, "No key, or an unknown key."),
+        (403, "The key may not use this agent, or lacks the scope."),
+        (404, "No such memory, checkpoint or agent."),
+        (413, "The body is over the server's limit."),
+        (422, "Bad input; the message names the field."),
+        (429, "The key's rate limit is spent; see Retry-After."),
+        (503, "The store is closed or locked."),
+    )
+}
+"""Error statuses every route may answer, for the OpenAPI schema."""
 
 
 class MemoriesOut(BaseModel):
