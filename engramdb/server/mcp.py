@@ -24,7 +24,8 @@ from typing import Any, Literal, TypeVar, get_type_hints
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp_types import ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from engramdb import Memory
@@ -366,9 +367,12 @@ def build_mcp_server(
 
     def recall_context(agent: str, topic: str, ctx: Context) -> str:
         """Ask the model to answer with what memory holds about a topic."""
-        with resource_errors():
+        try:
             allow(ctx, agent, "read")
             hits = service().recall(agent, topic, k=8, record_access=False)
+        except EngramError as exc:
+            # a prompt reports only MCPError as itself; anything else reads "internal error"
+            raise MCPError(INVALID_PARAMS, str(exc)) from exc
         lines = [f"- ({h.memory.kind.value}) {' '.join(h.memory.text.split())}" for h in hits]
         known = "\n".join(lines) if lines else "(nothing stored about this yet)"
         return (

@@ -114,6 +114,10 @@ def test_streamable_http_with_keys(keyed: tuple[Live, Keys]) -> None:
                 assert refused.is_error and "may not use agent 'bob'" in _text(refused.content[0])
                 refused = await c.call_tool("remember", {"agent": "bob", "text": "sneak"})
                 assert refused.is_error
+                with pytest.raises(MCPError, match="may not use agent 'bob'"):
+                    await c.read_resource("engram://bob/stats")
+                with pytest.raises(MCPError, match="may not use agent 'bob'"):
+                    await c.get_prompt("recall_context", {"agent": "bob", "topic": "plans"})
         async with httpx2.AsyncClient(timeout=30) as anon:
             r = await anon.post(
                 f"{live.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}
