@@ -46,7 +46,10 @@ class _McpEndpoint:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
         try:
-            authenticate(self.state, headers.get("authorization"), client[0] if client else None)
+            key = authenticate(
+                self.state, headers.get("authorization"), client[0] if client else None
+            )
+            scope.setdefault("state", {})["key_name"] = key.name
         except EngramError as exc:
             await error_response(exc)(scope, receive, send)
             return

@@ -43,7 +43,9 @@ def authenticate(state: ServerState, authorization: str | None, client: str | No
 
 async def _principal(request: Request) -> ApiKey:
     client = request.client.host if request.client else None
-    return authenticate(get_state(request), request.headers.get("authorization"), client)
+    key = authenticate(get_state(request), request.headers.get("authorization"), client)
+    request.state.key_name = key.name  # for the metrics middleware
+    return key
 
 
 State = Annotated[ServerState, Depends(get_state)]

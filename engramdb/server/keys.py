@@ -89,6 +89,11 @@ class ApiKey:
                 f"{', '.join(sorted(self.scopes)) or 'none'}); ask for a key with {scope!r}"
             )
 
+    @property
+    def sees_everything(self) -> bool:
+        """Admin over every agent (``agents`` holds ``"*"``): an operator's key."""
+        return "*" in self.agents and self.allows("admin")
+
     def visible(self, agents: Iterable[str]) -> list[str]:
         """The agents of ``agents`` this key may see, in order."""
         return [a for a in agents if self.may_see(a)]

@@ -1,8 +1,11 @@
 """Prometheus metrics: requests, latencies, and memories per agent, in the text format.
 
 Request metrics are labelled by route template (``/v1/agents/{agent}/recall``),
-never by agent, so they reveal nothing about agents a key may not see; the
-per-agent gauge lists only the agents of the key that scrapes.
+never by agent, and by the key that made the request. A scrape shows a key the
+series of its own requests and the memory counts of its own agents; only a key
+with admin over every agent (``agents = ["*"]``, as a keyless server's local
+client has) sees everything. So traffic to ``bob`` tells ``alice``'s key nothing,
+not even that it happened.
 """
 
 from __future__ import annotations
@@ -28,41 +31,47 @@ class Metrics:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._requests: dict[tuple[str, str, str], int] = {}
-        self._latency: dict[tuple[str, str], list[float]] = {}  # bucket counts, then sum, count
+        self._requests: dict[tuple[str, str, str, str], int] = {}
+        # (key, method, route) -> bucket counts, then sum, then count
+        self._latency: dict[tuple[str, str, str], list[float]] = {}
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count one finished request."""
+    def observe(self, key: str, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one finished request made with ``key`` (a key name; ``-`` if none)."""
         with self._lock:
-            key = (method, route, str(status))
-            self._requests[key] = self._requests.get(key, 0) + 1
-            hist = self._latency.setdefault((method, route), [0.0] * (len(BUCKETS) + 2))
+            series = (key, method, route, str(status))
+            self._requests[series] = self._requests.get(series, 0) + 1
+            hist = self._latency.setdefault((key, method, route), [0.0] * (len(BUCKETS) + 2))
             for i, bound in enumerate(BUCKETS):
                 if seconds <= bound:
                     hist[i] += 1.0
             hist[-2] += seconds
             hist[-1] += 1
 
-    def render(self, memories: Iterable[tuple[str, int]]) -> str:
-        """The Prometheus text exposition, with the given per-agent memory counts."""
+    def render(self, memories: Iterable[tuple[str, int]], *, key: str | None) -> str:
+        """The Prometheus text, with the given per-agent memory counts.
+
+        Args:
+            memories: (agent, count) pairs to show.
+            key: Show only this key's request series; None shows every key's.
+        """
         lines = [
-            "# HELP engramdb_http_requests_total HTTP requests by method, route and status.",
+            "# HELP engramdb_http_requests_total HTTP requests by key, method, route and status.",
             "# TYPE engramdb_http_requests_total counter",
         ]
         with self._lock:
-            requests = sorted(self._requests.items())
-            latency = sorted((k, list(v)) for k, v in self._latency.items())
-        for (method, route, status), n in requests:
+            requests = sorted(s for s in self._requests.items() if key in (None, s[0][0]))
+            latency = sorted((k, list(v)) for k, v in self._latency.items() if key in (None, k[0]))
+        for (who, method, route, status), n in requests:
             lines.append(
-                f'engramdb_http_requests_total{{method="{method}",route="{_label(route)}",'
-                f'status="{status}"}} {n}'
+                f'engramdb_http_requests_total{{key="{_label(who)}",method="{method}",'
+                f'route="{_label(route)}",status="{status}"}} {n}'
             )
         lines += [
             "# HELP engramdb_http_request_duration_seconds HTTP request latency.",
             "# TYPE engramdb_http_request_duration_seconds histogram",
         ]
-        for (method, route), hist in latency:
-            labels = f'method="{method}",route="{_label(route)}"'
+        for (who, method, route), hist in latency:
+            labels = f'key="{_label(who)}",method="{method}",route="{_label(route)}"'
             for bound, seen in zip(BUCKETS, hist, strict=False):
                 lines.append(
                     f'engramdb_http_request_duration_seconds_bucket{{{labels},le="{bound}"}} '
@@ -108,4 +117,5 @@ class MetricsMiddleware:
             route = getattr(scope.get("route"), "path", None)
             if route is None:
                 route = "/mcp" if scope["path"].startswith("/mcp") else "unmatched"
-            self.metrics.observe(scope["method"], route, status, time.perf_counter() - start)
+            who = str(scope.get("state", {}).get("key_name", "-"))
+            self.metrics.observe(who, scope["method"], route, status, time.perf_counter() - start)

@@ -169,12 +169,14 @@ async def events(
     responses={200: {"content": {"text/plain": {}}}},
 )
 def metrics(key: Key, state: State) -> PlainTextResponse:
-    """Prometheus metrics; per-agent counts only for the agents this key may see."""
+    """Prometheus metrics: this key's own requests and its agents' memory counts.
+
+    A key with admin over every agent (``agents = ["*"]``) sees every key's series.
+    """
     engine = state.service.engine
     with engine.mutex:
         counts = [
             (a, engine.count(agent=a, include_archived=False)) for a in key.visible(engine.agents())
         ]
-    return PlainTextResponse(
-        state.metrics.render(counts), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+    text = state.metrics.render(counts, key=None if key.sees_everything else key.name)
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

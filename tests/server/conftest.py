@@ -76,13 +76,15 @@ def live(engine: MemoryEngine) -> Iterator[Live]:
 
 @dataclass
 class Keys:
-    """Keys for the keyed server: alice (read/write), bob (read/write), admin of alice, ro."""
+    """Keys: alice and bob (read/write), alice's admin, team-* (read/write), alice's reader,
+    and ops (admin of every agent)."""
 
     alice: str
     bob: str
     alice_admin: str
     team: str
     reader: str
+    ops: str
 
 
 @pytest.fixture
@@ -94,6 +96,7 @@ def keys_file(tmp_path: Path) -> tuple[Path, Keys]:
         alice_admin=add_key(path, name="alice-admin", agents=["alice"], scopes=["admin"]),
         team=add_key(path, name="team", agents=["team-*"], scopes=["read", "write"]),
         reader=add_key(path, name="reader", agents=["alice"], scopes=["read"]),
+        ops=add_key(path, name="ops", agents=["*"], scopes=["admin"]),
     )
     return path, made
 

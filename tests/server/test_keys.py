@@ -131,6 +131,13 @@ def test_alice_never_reaches_bob(keyed: tuple[Live, Keys]) -> None:
         assert alice.get("/v1/agents").json() == {"agents": ["alice"]}
         metrics = alice.get("/metrics").text
         assert 'engramdb_memories{agent="alice"} 1' in metrics and "bob" not in metrics
+        # alice sees her own requests only: bob's writes leave no trace in her scrape
+        assert 'key="alice"' in metrics and 'key="alice-admin"' not in metrics
+        series = [line for line in metrics.splitlines() if line.startswith("engramdb_http_req")]
+        assert series and all('key="alice"' in line for line in series)
+    with live.client(k.ops) as ops:  # an operator's key sees every key and agent
+        metrics = ops.get("/metrics").text
+        assert 'key="bob"' in metrics and 'engramdb_memories{agent="bob"} 1' in metrics
         # copying into bob through alice's snapshot route is refused too
         snap = admin.get("/v1/agents/alice/snapshot").content
         r = admin.post("/v1/agents/alice/snapshot", params={"as_agent": "bob"}, content=snap)
