@@ -15,11 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from engramdb.errors import EngramError, NotFoundError, StoreLockedError, ValidationError
+
+if TYPE_CHECKING:
+    from engramdb import MemoryEngine
 
 __all__ = ["EXIT_CODES", "register"]
 
@@ -46,6 +49,18 @@ def _errors() -> Iterator[None]:
         code = next((EXIT_CODES[c] for c in type(exc).__mro__ if c in EXIT_CODES), 1)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code) from None
+
+
+def _warm_in_background(engine: MemoryEngine) -> None:
+    """Load the embedding model in a thread, so the first request does not wait for it."""
+
+    def warm() -> None:
+        try:
+            engine.embedder.embed(["warm up"])
+        except EngramError as exc:  # reported again, to the client, on the first request
+            print(f"engramdb: embedder not ready: {exc}", file=sys.stderr)
+
+    threading.Thread(target=warm, name="engramdb-warmup", daemon=True).start()
 
 
 def serve(
@@ -92,6 +107,7 @@ def serve(
             mcp=mcp,
         )
         engine = MemoryEngine.open(store, embedder=embedder)
+    _warm_in_background(engine)
     try:
         app = create_app(engine, keys=ring, config=config, host=host)
         hub = app.state.engramdb.hub
@@ -139,13 +155,7 @@ def mcp(
         engine = MemoryEngine.open(store, embedder=embedder)
     service = MemoryService(engine, EventHub())
 
-    def warm() -> None:
-        try:
-            engine.embedder.embed(["warm up"])
-        except EngramError as exc:  # reported again, to the client, on the first tool call
-            print(f"engramdb mcp: embedder not ready: {exc}", file=sys.stderr)
-
-    threading.Thread(target=warm, name="engramdb-warmup", daemon=True).start()
+    _warm_in_background(engine)
     try:
         build_mcp_server(lambda: service, agent=agent).run("stdio")
     finally:

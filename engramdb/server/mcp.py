@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -385,28 +384,3 @@ def build_mcp_server(
         recall_context if agent is None else _fixed_agent(recall_context, agent)
     )
     return server
-
-
-class LazyService:
-    """Opens the engine on first use (or in the background), once, from any thread.
-
-    Args:
-        opener: Makes the service (opens the engine); called at most once.
-    """
-
-    def __init__(self, opener: Callable[[], MemoryService]) -> None:
-        self._opener = opener
-        self._lock = threading.Lock()
-        self._service: MemoryService | None = None
-
-    def __call__(self) -> MemoryService:
-        if self._service is None:
-            with self._lock:
-                if self._service is None:
-                    self._service = self._opener()
-        return self._service
-
-    @property
-    def opened(self) -> MemoryService | None:
-        """The service if it is open, else None (never opens it)."""
-        return self._service
