@@ -108,6 +108,8 @@ def serve(
         )
         engine = MemoryEngine.open(store, embedder=embedder)
     _warm_in_background(engine)
+    who = f"{len(ring)} key(s) from {keys}" if ring is not None else "loopback clients, no keys"
+    typer.echo(f"engramdb: serving {engine.path} to {who}; docs at /docs", err=True)
     try:
         app = create_app(engine, keys=ring, config=config, host=host)
         hub = app.state.engramdb.hub

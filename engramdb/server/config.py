@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from engramdb.errors import ValidationError
 from engramdb.server.events import DEFAULT_BACKLOG, DEFAULT_HEARTBEAT, EventHub
 from engramdb.server.keys import KeyRing
 from engramdb.server.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SNAPSHOT_BYTES, RateLimiter
@@ -50,6 +51,20 @@ class ServerConfig:
     heartbeat: float = DEFAULT_HEARTBEAT
     backlog: int = DEFAULT_BACKLOG
     mcp: bool = True
+
+    def __post_init__(self) -> None:
+        positive = {
+            "max_body_bytes": self.max_body_bytes,
+            "max_snapshot_bytes": self.max_snapshot_bytes,
+            "burst": self.burst,
+            "heartbeat": self.heartbeat,
+            "backlog": self.backlog,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValidationError(f"{name} {value!r} must be positive")
+        if self.rate < 0:
+            raise ValidationError(f"rate {self.rate!r} must be 0 (no limit) or positive")
 
 
 @dataclass

@@ -55,3 +55,15 @@ def test_mcp_refuses_a_bad_agent_name_before_opening(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2 and "agent name '../x'" in result.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_server_config_refuses_nonsense() -> None:
+    import pytest
+
+    from engramdb.errors import ValidationError
+    from engramdb.server import ServerConfig
+
+    with pytest.raises(ValidationError, match="heartbeat 0"):
+        ServerConfig(heartbeat=0)
+    with pytest.raises(ValidationError, match="rate -1"):
+        ServerConfig(rate=-1)
