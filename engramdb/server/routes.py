@@ -65,10 +65,18 @@ def list_memories(
     session: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     limit: Annotated[int, Query(ge=0, le=MAX_LIST)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    include_archived: bool = False,
 ) -> MemoryList:
-    """An agent's active memories, oldest first, one page at a time."""
+    """An agent's memories, oldest first, one page at a time (archived ones on request)."""
     key.check(agent, "read")
-    items, total = state.service.list(agent, kind=kind, session=session, limit=limit, offset=offset)
+    items, total = state.service.list(
+        agent,
+        kind=kind,
+        session=session,
+        limit=limit,
+        offset=offset,
+        include_archived=include_archived,
+    )
     return MemoryList(items=items, total=total)
 
 

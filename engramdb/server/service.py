@@ -148,15 +148,30 @@ class MemoryService:
     # -- reads ---------------------------------------------------------------------------
 
     def list(
-        self, agent: str, *, kind: str | None, session: str | None, limit: int, offset: int
+        self,
+        agent: str,
+        *,
+        kind: str | None,
+        session: str | None,
+        limit: int,
+        offset: int,
+        include_archived: bool = False,
     ) -> tuple[builtins.list[Memory], int]:
         """A page of memories and the number matching in all."""
         with self.engine.mutex:
             if kind is None and session is None:
-                total = self.engine.count(agent=agent, include_archived=False)
-                items = self.engine.list(agent=agent, limit=limit, offset=offset)
+                total = self.engine.count(agent=agent, include_archived=include_archived)
+                items = self.engine.list(
+                    agent=agent, limit=limit, offset=offset, include_archived=include_archived
+                )
             else:
-                every = self.engine.list(agent=agent, kind=kind, session=session, limit=None)
+                every = self.engine.list(
+                    agent=agent,
+                    kind=kind,
+                    session=session,
+                    limit=None,
+                    include_archived=include_archived,
+                )
                 total, items = len(every), every[offset : offset + limit]
         return items, total
 

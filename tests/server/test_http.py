@@ -134,6 +134,10 @@ def test_consolidate_checkpoints_rollback_and_delete_agent(live: Live) -> None:
         assert report["dry_run"] is True and report["agent"] == "bot"
         report = c.post("/v1/agents/bot/consolidate", json={}).json()
         assert report["changed"] is True
+        active = c.get("/v1/agents/bot/memories").json()
+        every = c.get("/v1/agents/bot/memories", params={"include_archived": True}).json()
+        assert every["total"] > active["total"] == len(active["items"])
+        assert every["total"] == len(every["items"])
         r = c.post("/v1/agents/bot/rollback", json={"name": "before"})
         assert r.status_code == 200 and r.json()["memories"] == 3
         _error(c.post("/v1/agents/bot/rollback", json={"name": "nope"}), 404, "not_found")
