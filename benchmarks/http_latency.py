@@ -16,9 +16,11 @@ One seeded store of ``--size`` generated sentences for one agent, then, in turn:
 4. MCP: the ``recall`` tool over stdio to ``engramdb mcp`` in a child process,
    through the official SDK client (JSON-RPC framing, pydantic output).
 
-Every query text is distinct within a pass, and every pass sees the same questions,
-so the embedding cache helps each face equally. Warm-up calls come first and are
-not timed. The server and the MCP child run with OMP_NUM_THREADS=1 like this
+Every query text is distinct within a latency pass, and each latency pass runs in a
+process whose embedding cache has not seen the questions, so each one embeds every
+query (with minilm, the model's forward pass is most of the time). The throughput
+run repeats the questions the server has just embedded: it measures the server, not
+the model. Warm-up calls come first and are not timed. The server and the MCP child run with OMP_NUM_THREADS=1 like this
 process. Figures go to ``benchmarks/results/http_latency-*.json|md``.
 """
 
@@ -271,7 +273,8 @@ def main(argv: list[str] | None = None) -> Path:
     table = markdown_table(["path", "p50 ms", "p95 ms", "p99 ms"], rows)
     table += (
         f"\nHTTP throughput, {args.clients} concurrent clients for {throughput['seconds']:.1f} s: "
-        f"{throughput['req_per_s']:.0f} recalls/s. MCP stdio handshake (process start "
+        f"{throughput['req_per_s']:.0f} recalls/s (query embeddings cached). MCP stdio "
+        f"handshake (process start "
         f"included): {handshake:.2f} s. Store: {size} memories, embedder {args.embedder}.\n"
     )
     path = write_record(
