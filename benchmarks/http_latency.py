@@ -20,8 +20,9 @@ Every query text is distinct within a latency pass, and each latency pass runs i
 process whose embedding cache has not seen the questions, so each one embeds every
 query (with minilm, the model's forward pass is most of the time). The throughput
 run repeats the questions the server has just embedded: it measures the server, not
-the model. Warm-up calls come first and are not timed. The server and the MCP child run with OMP_NUM_THREADS=1 like this
-process. Figures go to ``benchmarks/results/http_latency-*.json|md``.
+the model. Warm-up calls come first and are not timed. The server and the MCP child
+run with OMP_NUM_THREADS=1 like this process. Figures go to
+``benchmarks/results/http_latency-*.json|md``.
 """
 
 from __future__ import annotations
