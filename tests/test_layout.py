@@ -11,13 +11,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "engramdb"
 
 ROOMS_BELOW = {
     # room: rooms (or top-level modules) it must never import
-    "store": {"engine", "index", "consolidation", "snapshots", "cli", "hyperbolic"},
-    "index": {"engine", "store", "consolidation", "snapshots", "cli"},
-    "hyperbolic": {"engine", "store", "index", "consolidation", "snapshots", "cli"},
-    "embeddings": {"engine", "store", "index", "consolidation", "snapshots", "cli"},
-    "consolidation": {"engine", "snapshots", "cli"},
-    "snapshots": {"engine", "consolidation", "cli"},
-    "engine": {"cli"},
+    "store": {"engine", "index", "consolidation", "snapshots", "cli", "server", "hyperbolic"},
+    "index": {"engine", "store", "consolidation", "snapshots", "cli", "server"},
+    "hyperbolic": {"engine", "store", "index", "consolidation", "snapshots", "cli", "server"},
+    "embeddings": {"engine", "store", "index", "consolidation", "snapshots", "cli", "server"},
+    "consolidation": {"engine", "snapshots", "cli", "server"},
+    "snapshots": {"engine", "consolidation", "cli", "server"},
+    "engine": {"cli", "server"},
 }
 
 
@@ -30,13 +30,17 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module named by an import anywhere in the file (lazy imports included)."""
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """Every module an import anywhere in the file needs (lazy imports included).
+
+    ``from pkg import sub`` needs ``pkg.sub`` when that is a module, else ``pkg``.
+    """
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if sub in modules else node.module)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
     return found
@@ -47,10 +51,10 @@ def _graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for name, path in mods.items():
         targets = set()
-        for imported in _imports(path):
+        for imported in _imports(path, set(mods)):
             if imported.split(".")[0] != "engramdb":
                 continue
-            while imported not in mods:  # ``from pkg import name`` names a symbol
+            while imported not in mods:
                 imported = imported.rsplit(".", 1)[0]
             if imported != name:
                 targets.add(imported)
@@ -93,6 +97,6 @@ def test_data_flows_one_way(room: str) -> None:
 
 def test_only_the_store_calls_lancedb() -> None:
     for name, path in _modules().items():
-        uses = {m for m in _imports(path) if m.split(".")[0] in ("lancedb", "lance")}
+        uses = {m for m in _imports(path, set()) if m.split(".")[0] in ("lancedb", "lance")}
         if uses:
             assert _room(name) == "store", f"{name} imports {sorted(uses)}; only store/ may"

@@ -144,6 +144,11 @@ def _register_feature_commands() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != name:
                 raise
+    # The servers (serve, mcp, keys) register themselves; their heavy imports wait
+    # until a server command runs.
+    from engramdb.server.cli import register
+
+    register(app)
 
 
 _register_feature_commands()

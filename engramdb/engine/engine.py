@@ -34,6 +34,7 @@ from engramdb.consolidation.report import ConsolidationReport, ProgressCallback
 from engramdb.consolidation.run import run_consolidation
 from engramdb.embeddings import CachedEmbedder, Embedder, EmbedderInfo, resolve_embedder
 from engramdb.engine.access import AccessLog
+from engramdb.engine.brief import DEFAULT_BUDGET_TOKENS, Brief, build_brief
 from engramdb.engine.checkpoints import (
     Checkpoint,
     RollbackReport,
@@ -695,6 +696,28 @@ class MemoryEngine:
         with self._mutex:
             self._check_open()
             return self._store.agents()
+
+    def brief(
+        self,
+        *,
+        agent: str,
+        session: str | None = None,
+        query: str | None = None,
+        budget_tokens: int = DEFAULT_BUDGET_TOKENS,
+    ) -> Brief:
+        """What an agent should know at the start of a session, within a token budget.
+
+        The session's working memory, the most important instructions (procedural),
+        the knowledge (semantic) most relevant to ``query`` (most important and
+        used without one) and the latest episodes, in that order, each memory once,
+        counted with the embedder's tokenizer where it has one. Deterministic for a
+        given store state (it records no access). See :mod:`engramdb.engine.brief`.
+        """
+        with self._mutex:
+            self._check_open()
+            return build_brief(
+                self, agent=agent, session=session, query=query, budget_tokens=budget_tokens
+            )
 
     # -- structure -----------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from mcp_types import INVALID_PARAMS, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from engramdb import Memory
-from engramdb.brief import DEFAULT_BUDGET_TOKENS
+from engramdb.engine.brief import DEFAULT_BUDGET_TOKENS
 from engramdb.errors import EngramError, ValidationError
 from engramdb.server.service import MemoryService
 

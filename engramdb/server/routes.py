@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from engramdb import Memory, MemoryKind
-from engramdb.brief import DEFAULT_BUDGET_TOKENS, MAX_BUDGET_TOKENS
+from engramdb.engine.brief import DEFAULT_BUDGET_TOKENS, MAX_BUDGET_TOKENS
 from engramdb.server.deps import AgentPath, IdPath, Key, State
 from engramdb.server.schemas import (
     ERROR_RESPONSES,

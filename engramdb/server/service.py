@@ -16,7 +16,7 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from engramdb import Hit, Memory, MemoryEngine
-from engramdb.brief import Brief, build_brief
+from engramdb.engine.brief import Brief, build_brief
 from engramdb.errors import NotFoundError, ValidationError
 from engramdb.server.errors import ConflictError
 from engramdb.server.events import EventHub

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engramdb import MemoryEngine
-from engramdb.brief import SECTIONS, build_brief, estimate_tokens, token_counter
+from engramdb.engine.brief import SECTIONS, build_brief, estimate_tokens, token_counter
 from engramdb.errors import ValidationError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -24,14 +24,47 @@ Example:
 
 from __future__ import annotations
 
+import builtins
 import math
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from engramdb import Memory, MemoryEngine, MemoryKind
+from engramdb.embeddings import Embedder
 from engramdb.errors import ValidationError
+from engramdb.records import Hit, Memory, MemoryKind
+
+
+class BriefSource(Protocol):
+    """What a brief reads from an engine (:class:`~engramdb.MemoryEngine` is one)."""
+
+    @property
+    def embedder(self) -> Embedder: ...
+
+    @property
+    def mutex(self) -> threading.RLock: ...
+
+    def list(
+        self,
+        *,
+        agent: str,
+        kind: MemoryKind | str | None = None,
+        session: str | None = None,
+        limit: int | None = 100,
+    ) -> list[Memory]: ...
+
+    def recall(
+        self,
+        query: str,
+        *,
+        agent: str,
+        k: int = 10,
+        kinds: Sequence[MemoryKind | str] | None = None,
+        record_access: bool = True,
+    ) -> builtins.list[Hit]: ...
+
 
 __all__ = [
     "DEFAULT_BUDGET_TOKENS",
@@ -123,7 +156,7 @@ def _by_weight(memories: Sequence[Memory]) -> list[Memory]:
 
 
 def _candidates(
-    engine: MemoryEngine, agent: str, session: str | None, query: str | None
+    engine: BriefSource, agent: str, session: str | None, query: str | None
 ) -> dict[str, list[Memory]]:
     listed = {
         kind: engine.list(agent=agent, kind=kind, limit=None)
@@ -152,7 +185,7 @@ def _candidates(
 
 
 def build_brief(
-    engine: MemoryEngine,
+    engine: BriefSource,
     *,
     agent: str,
     session: str | None = None,
