@@ -21,12 +21,24 @@ Chroma's embedded ``PersistentClient``), it measures:
   reported apart); the OS page cache is warm, the process is not.
 - latency p50/p95/p99 of single queries by vector (engramdb: the default
   ``record_access=True`` path and ``record_access=False``), and by text, which
-  includes embedding the query with the bundled model (every text distinct, so
-  engramdb's embedding cache never hits).
+  includes embedding the query with the bundled model (engramdb's embedding cache
+  is off, so every recall by text embeds its query). engramdb's default recall by
+  text is hybrid (lexical and dense); it is also timed in ``mode="hybrid"`` and
+  ``mode="dense"`` side by side, query by query in alternating order, with the
+  embedding (as users see it) and without it (the query embedded in advance: the
+  search alone), and the hybrid/dense ratios of p50 and p95 are reported.
 - batch throughput in queries/s (FAISS and Chroma search a matrix; engramdb has
   no batch recall, so a loop of recall; LanceDB a loop).
 - recall@10 against exact inner-product search, and resident memory per stored
   vector (RSS after the first query minus RSS before opening).
+
+Memory texts: engramdb indexes every memory's text lexically, so the synthetic
+sets carry realistic texts beside their (synthetic) vectors: with ``--locomo``, the
+LoCoMo turns repeated until n, every copy after the first reworded (synonyms,
+contractions, fillers: ``locomo_log.reword``), each in a session of its
+conversation's copy, and the LoCoMo questions as text queries; without it, seeded
+generated sentences in sessions of 20, with generated questions. The real-text set's
+memories have no session.
 
 Every system runs in its own process, one after another, on the same vectors and
 queries (``--in-process`` runs them all in one, for smoke tests: no isolation).
@@ -154,24 +166,62 @@ def real_text(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     )
 
 
+SESSION_SIZE = 20
+"""Memories per session of the generated texts (LoCoMo sessions average about 20 turns)."""
+
+
+def synthetic_texts(args: argparse.Namespace, n: int) -> tuple[list[str], list[str]]:
+    """(texts, sessions) of ``n`` memories for a synthetic set (see the module docstring)."""
+    if not args.locomo:
+        texts = generated_sentences(n, seed=args.seed)
+        return texts, [f"g{i // SESSION_SIZE}" for i in range(n)]
+    import random
+
+    from locomo_data import read_locomo
+    from locomo_log import reword
+
+    turns = [(c.sample_id, t) for c in read_locomo(args.locomo) for t in c.turns]
+    texts, sessions = [], []
+    for i in range(n):
+        copy = i // len(turns)
+        conv, turn = turns[i % len(turns)]
+        rng = random.Random(f"{args.seed}:{copy}:{conv}:{turn.dia_id}")
+        texts.append(turn.render(reword(turn.text, rng) if copy else None))
+        sessions.append(f"c{copy}-{conv}-s{turn.session}")
+    return texts, sessions
+
+
+def text_questions(args: argparse.Namespace, n: int) -> list[str]:
+    """Text queries for the synthetic sets: LoCoMo's questions, or generated ones."""
+    if args.locomo:
+        from locomo_data import read_locomo
+
+        qs = list(dict.fromkeys(q.question for c in read_locomo(args.locomo) for q in c.questions))
+        if len(qs) >= n:
+            return qs[:n]
+    return generated_questions(n, seed=args.seed + 2)
+
+
 def prepare(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     """Write each data set's vectors, queries and ground truth to ``work``."""
     n_vec = args.queries + args.warmup
     n_text = args.text_queries + args.warmup
-    questions = generated_questions(n_text, seed=args.seed + 2)
+    questions = text_questions(args, n_text)
     sets = []
     for n in args.size_list:
         base = cached_synthetic(n, seed=args.seed, stream=0, cache_dir=args.cache)
         queries = np.array(cached_synthetic(n_vec, seed=args.seed, stream=1, cache_dir=args.cache))
-        texts = [f"synthetic memory {i}" for i in range(n)]
-        sets.append(_write_set(work, f"synthetic-{n}", base, texts, queries, questions, n))
+        texts, sessions = synthetic_texts(args, n)
+        sets.append(
+            _write_set(work, f"synthetic-{n}", base, texts, queries, questions, n, sessions)
+        )
     if not args.no_real:
         texts, qs = real_text(args)
         cache = EmbeddingCache(args.cache)
         base = cache.embed(texts)
         vec_q, text_q = qs[:n_vec], qs[n_vec : n_vec + n_text]
         if len(text_q) < n_text:  # few questions: time text queries on generated ones
-            text_q = questions
+            text_q = generated_questions(n_text, seed=args.seed + 2)
         queries = cache.embed(vec_q)
         name = "locomo" if args.locomo else "generated"
         sets.append(_write_set(work, f"text-{name}", base, texts, queries, text_q, len(texts)))
@@ -186,9 +236,11 @@ def _write_set(
     queries: np.ndarray,
     text_queries: list[str],
     n: int,
+    sessions: list[str] | None = None,
 ) -> dict[str, Any]:
     d = work / name
     d.mkdir(parents=True, exist_ok=True)
+    (d / "sessions.json").write_text(json.dumps(sessions))
     np.save(d / "base.npy", np.asarray(base, dtype=np.float32))
     np.save(d / "queries.npy", queries.astype(np.float32))
     np.save(d / "truth.npy", exact_topk(base, queries, 10))
@@ -245,6 +297,7 @@ def worker_main(spec_path: Path) -> None:
     d = Path(spec["dir"])
     base = np.load(d / "base.npy", mmap_mode="r")
     texts = json.loads((d / "texts.json").read_text())
+    sessions = json.loads((d / "sessions.json").read_text())
     if spec["role"] == "ingest":
         # All builders of a data set in one process, one after another.
         result = {}
@@ -257,6 +310,7 @@ def worker_main(spec_path: Path) -> None:
                     d / builder,
                     batch=spec["batch"],
                     lance_compact=spec["lance_compact"],
+                    sessions=sessions,
                 )
             except Exception as exc:  # a failing peer must not sink the others' figures
                 result[builder] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -351,7 +405,40 @@ def query_worker(spec: dict[str, Any], d: Path, base: np.ndarray, t_start: float
     text_items = text_queries[warm : warm + spec["text_queries"]]
     samples = timed(system.search_text, text_items, warmup=text_warm, max_seconds=cap)
     out["text"] = percentiles(samples)
+    if system.search_text_mode is not None and system.prime is not None:
+        out["text_modes"] = text_modes(system, text_warm, text_items)
     system.close()
+    return out
+
+
+MODES = ("hybrid", "dense")
+
+
+def text_modes(system: Any, warm: list[str], items: list[str]) -> dict[str, Any]:
+    """engramdb's recall by text in each mode, side by side on the same texts.
+
+    Query by query, both modes in alternating order (drift on a shared machine hits
+    both alike), first with the query embedded by every call, then with every query
+    embedded in advance (the search alone). No access is recorded.
+    """
+    fn = system.search_text_mode
+    out: dict[str, Any] = {}
+    for label in ("", "_search_only"):
+        if label:
+            system.prime([*warm, *items])
+        for text in warm:
+            for mode in MODES:
+                fn(text, mode)
+        samples: dict[str, list[float]] = {m: [] for m in MODES}
+        for i, text in enumerate(items):
+            for mode in MODES if i % 2 == 0 else MODES[::-1]:
+                t0 = time.perf_counter()
+                fn(text, mode)
+                samples[mode].append(time.perf_counter() - t0)
+        for mode in MODES:
+            out[f"{mode}{label}"] = percentiles(samples[mode])
+        for q in ("p50", "p95"):
+            out[f"ratio{label}_{q}"] = out[f"hybrid{label}"][q] / out[f"dense{label}"][q]
     return out
 
 
@@ -562,6 +649,51 @@ def tables(results: dict[str, Any]) -> str:
                     q["ingest_rate_vs_chroma"],
                 ]
             )
+        mode_rows = []
+        for v, r in ds["systems"].items():
+            m = r.get("text_modes")
+            if not m:
+                continue
+            mode_rows.append(
+                [
+                    v,
+                    m["hybrid"]["p50"],
+                    m["hybrid"]["p95"],
+                    m["dense"]["p50"],
+                    m["dense"]["p95"],
+                    m["ratio_p50"],
+                    m["ratio_p95"],
+                    m["hybrid_search_only"]["p50"],
+                    m["hybrid_search_only"]["p95"],
+                    m["dense_search_only"]["p50"],
+                    m["dense_search_only"]["p95"],
+                    m["ratio_search_only_p50"],
+                    m["ratio_search_only_p95"],
+                ]
+            )
+        if mode_rows:
+            parts.append(
+                "Recall by text, hybrid against dense (ms; the same texts, alternating; "
+                "'search' = query embedded in advance):\n\n"
+                + markdown_table(
+                    [
+                        "engramdb",
+                        "hybrid p50",
+                        "hybrid p95",
+                        "dense p50",
+                        "dense p95",
+                        "ratio p50",
+                        "ratio p95",
+                        "search hybrid p50",
+                        "search hybrid p95",
+                        "search dense p50",
+                        "search dense p95",
+                        "search ratio p50",
+                        "search ratio p95",
+                    ],
+                    mode_rows,
+                )
+            )
         if ratio_rows:
             parts.append(
                 "Ratios (engramdb / peer; latency > 1 is slower, ingest < 1 is slower):\n\n"
@@ -664,6 +796,11 @@ def main(argv: list[str] | None = None) -> Path:
         "lance_compact": args.lance_compact,
         "in_process": args.in_process,
         "real_text": None if args.no_real else str(args.locomo or f"generated:{args.real_size}"),
+        "synthetic_texts": (
+            f"LoCoMo turns of {args.locomo}, repeated, reworded after the first copy"
+            if args.locomo
+            else f"generated sentences, sessions of {SESSION_SIZE}"
+        ),
         "seed": args.seed,
         "k": 10,
         "seconds": None,

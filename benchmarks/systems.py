@@ -76,6 +76,28 @@ def ivf_params(n: int) -> tuple[int, int]:
     return nlist, max(1, min(nlist, nlist // 8 + 8))
 
 
+class PrimedEmbedder:
+    """An embedder that answers from vectors given in advance (:meth:`prime`) and asks
+    the model for any other text: recall by text timed without the embedding, to
+    separate the search's cost from the model's."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name, self.dim, self.normalized = inner.name, inner.dim, inner.normalized
+        self._known: dict[str, np.ndarray] = {}
+
+    def prime(self, texts: Sequence[str]) -> None:
+        self._known.update(zip(texts, self.inner.embed(list(texts)), strict=True))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if all(t in self._known for t in texts):
+            return np.stack([self._known[t] for t in texts]).astype(np.float32)
+        return np.asarray(self.inner.embed(texts), np.float32)
+
+    def __getattr__(self, item: str) -> Any:  # chunk_counts and the like
+        return getattr(self.inner, item)
+
+
 @functools.cache
 def bundled_embedder(threads: int = 2) -> Any:
     """engramdb's embedder on the bundled all-MiniLM-L6-v2 (what ``embedder="minilm"``
@@ -97,15 +119,24 @@ def build(
     *,
     batch: int,
     lance_compact: bool = False,
+    sessions: Sequence[str | None] | None = None,
 ) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     if builder == "engramdb":
-        return _build_engramdb(vectors, texts, out, batch, lance_compact=lance_compact)
+        return _build_engramdb(
+            vectors, texts, out, batch, lance_compact=lance_compact, sessions=sessions
+        )
     return _BUILDERS[builder](vectors, texts, out, batch)
 
 
 def _build_engramdb(
-    vectors: np.ndarray, texts: Sequence[str], out: Path, batch: int, *, lance_compact: bool
+    vectors: np.ndarray,
+    texts: Sequence[str],
+    out: Path,
+    batch: int,
+    *,
+    lance_compact: bool,
+    sessions: Sequence[str | None] | None = None,
 ) -> dict:
     from engramdb import MemoryEngine
 
@@ -116,7 +147,11 @@ def _build_engramdb(
     t0 = time.perf_counter()
     for s in range(0, len(vectors), batch):
         items = [
-            {"text": texts[i], "vector": np.asarray(vectors[i])}
+            {
+                "text": texts[i],
+                "vector": np.asarray(vectors[i]),
+                "session": sessions[i] if sessions else None,
+            }
             for i in range(s, min(s + batch, len(vectors)))
         ]
         ids.extend(m.id for m in engine.add_many(items, agent=AGENT))
@@ -262,6 +297,10 @@ class Searcher:
     close: Callable[[], None]
     quiet_search: Callable[[np.ndarray], list[int]] | None = None
     """engramdb only: recall with ``record_access=False``."""
+    search_text_mode: Callable[[str, str], list[int]] | None = None
+    """engramdb only: recall by text in a mode (``"hybrid"``, ``"dense"``), no access."""
+    prime: Callable[[Sequence[str]], None] | None = None
+    """engramdb only: embed texts in advance, so that recall by them skips the model."""
     native_batch: bool = True
     """False when ``search_batch`` is only a loop over ``search`` (no batch API)."""
 
@@ -295,11 +334,14 @@ def _open_engramdb(kind: str, artefact: Path) -> Searcher:
 
     ids = json.loads((artefact / "ids.json").read_text())
     row_of = {mid: i for i, mid in enumerate(ids)}
+    embedder = PrimedEmbedder(bundled_embedder(threads=1))
+    # No embedding cache: every recall by text embeds its query, whatever ran before it
+    # on the same text (the hybrid and dense passes share their texts).
     engine = MemoryEngine.open(
         artefact / "store",
-        embedder=bundled_embedder(threads=1),
+        embedder=embedder,
         index=kind,
-        settings=Settings(threads=1),
+        settings=Settings(threads=1, embed_cache_size=0),
     )
 
     def search(vec: np.ndarray) -> list[int]:
@@ -312,12 +354,23 @@ def _open_engramdb(kind: str, artefact: Path) -> Searcher:
     def search_text(text: str) -> list[int]:
         return [row_of[h.memory.id] for h in engine.recall(text, agent=AGENT, k=K)]
 
+    def text_mode(text: str, mode: str) -> list[int]:
+        hits = engine.recall(text, agent=AGENT, k=K, mode=mode, record_access=False)
+        return [row_of[h.memory.id] for h in hits]
+
     def batch(queries: np.ndarray) -> list[list[int]]:
         # engramdb has no batch recall: a loop over recall is what a user can do.
         return [search(q) for q in queries]
 
     return Searcher(
-        search, search_text, batch, engine.close, quiet_search=quiet, native_batch=False
+        search,
+        search_text,
+        batch,
+        engine.close,
+        quiet_search=quiet,
+        native_batch=False,
+        search_text_mode=text_mode,
+        prime=embedder.prime,
     )
 
 
