@@ -16,8 +16,9 @@ with ``record_access=False`` and lists are sorted by stored values with the id
 as the last key, so a brief is a function of the store's state alone.
 
 Example:
-    >>> brief = build_brief(engine, agent="travel-bot", session="s1", query="seats")
-    >>> print(brief.text)
+    >>> brief = build_brief(engine, agent="bot", query="window seats")
+    >>> brief.memories[0].text
+    'The user prefers window seats'
     >>> brief.tokens <= 1500
     True
 """

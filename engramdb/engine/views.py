@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import pyarrow as pa
+
 from engramdb.config import Settings
 from engramdb.errors import NotFoundError
-from engramdb.index.view import AgentView
+from engramdb.index.view import AgentView, normalize_rows, to_micros
 from engramdb.records import Memory, check_id, check_name
 from engramdb.store.schema import arrow_to_memories, arrow_vectors
-from engramdb.store.table import MemoryTable
+from engramdb.store.table import Changes, MemoryTable
 
 __all__ = ["ViewRegistry"]
 
@@ -72,11 +74,56 @@ class ViewRegistry:
         return view
 
     def follow(self) -> None:
-        """A reader: move to the store's newest version, dropping views if it moved."""
+        """A reader: move to the store's newest version and apply what changed to the views.
+
+        Only the rows written since the version the views hold are read (with
+        their vectors), and only the agents they belong to change; an access-count
+        flush updates records in place. When the store cannot say what changed
+        (the old version was cleaned up), the views are dropped and rebuilt.
+        """
         self.store.refresh()
-        if self.store.version != self._seen_version:
-            self._seen_version = self.store.version
+        version = self.store.version
+        if version == self._seen_version:
+            return
+        changes = self.store.changes_since(self._seen_version) if self._views else None
+        self._seen_version = version
+        if changes is None:
             self._views.clear()
+            return
+        self._apply(changes)
+
+    def _apply(self, changes: Changes) -> None:
+        rows = changes.rows
+        agents = rows.column("agent").to_pylist() if rows.num_rows else []
+        for agent, view in list(self._views.items()):
+            picked = [i for i, a in enumerate(agents) if a == agent]
+            if not picked:
+                continue
+            part = rows.take(picked)
+            memories = arrow_to_memories(part.take(pa.array(_changed_rows(view, part), pa.int64())))
+            moved = []
+            for m in memories:
+                old = view.records.get(m.id)
+                if old is None or not _same_content(old, m):
+                    moved.append(m)
+                elif old != m:
+                    view.set_record(m)  # access counts, importance, status: in place
+            if moved:
+                # Only memories whose text changed (or that are new) need their vector.
+                fetched = changes.vectors([m.id for m in moved])
+                order = {mid: i for i, mid in enumerate(fetched.column("id").to_pylist())}
+                vectors = normalize_rows(arrow_vectors(fetched, self.dim))
+                view.add(moved, vectors[[order[m.id] for m in moved]])
+        if changes.deletes:
+            alive = self.store.scan(columns=["id", "agent"])
+            kept: dict[str, set[str]] = {}
+            for mid, agent in zip(
+                alive.column("id").to_pylist(), alive.column("agent").to_pylist(), strict=True
+            ):
+                kept.setdefault(agent, set()).add(mid)
+            for agent, view in self._views.items():
+                gone = [mid for mid in view.records if mid not in kept.get(agent, set())]
+                view.remove(gone)
 
     def invalidate(self, agent: str | None = None) -> None:
         """Drop one agent's view (every view if None); it is rebuilt on next use."""
@@ -117,3 +164,29 @@ class ViewRegistry:
             if exp is not None and exp.timestamp() <= now
         ]
         self.store.delete(dead)
+
+
+def _same_content(old: Memory, new: Memory) -> bool:
+    """Whether a stored change left the memory's text, and so its vector and context, alone."""
+    return old.text == new.text and old.session == new.session and old.created_at == new.created_at
+
+
+def _changed_rows(view: AgentView, rows: pa.Table) -> list[int]:
+    """Rows that differ from the view's records (a compaction rewrites unchanged ones)."""
+    ids = rows.column("id").to_pylist()
+    updated = rows.column("updated_at").cast(pa.int64()).to_pylist()
+    access = rows.column("access_count").to_pylist()
+    status = rows.column("status").to_pylist()
+    importance = rows.column("importance").to_pylist()
+    out = []
+    for i, mid in enumerate(ids):
+        old = view.records.get(mid)
+        if (
+            old is None
+            or to_micros(old.updated_at) != updated[i]
+            or old.access_count != access[i]
+            or old.status.value != status[i]
+            or old.importance != importance[i]
+        ):
+            out.append(i)
+    return out

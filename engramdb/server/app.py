@@ -1,9 +1,10 @@
 """The HTTP server: a FastAPI app over one engine, with MCP mounted at ``/mcp``.
 
-Example:
-    >>> engine = MemoryEngine.open("./mem")
-    >>> app = create_app(engine, keys=load_keys("keys.toml"))
-    >>> uvicorn.run(app, host="127.0.0.1", port=8765)
+Example::
+
+    engine = MemoryEngine.open("./mem")
+    app = create_app(engine, keys=load_keys("keys.toml"))
+    uvicorn.run(app, host="127.0.0.1", port=8765)
 
 The server is the store's one writer. Endpoints that touch the engine are plain
 functions, which FastAPI runs in its thread pool, so requests run concurrently

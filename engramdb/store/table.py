@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +38,24 @@ log = logging.getLogger(__name__)
 TABLE = "memories"
 _IN_CHUNK = 2_000
 """Ids per ``id IN (...)`` predicate: keeps predicates a size the planner handles well."""
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed in the table after some version, read from its transaction log.
+
+    Attributes:
+        rows: Every row added or rewritten since, without its vector (current
+            values; a superset is harmless: applying a row twice changes nothing,
+            and a compaction rewrites rows that did not change).
+        deletes: Whether rows may have been deleted since (ids must be compared).
+    """
+
+    rows: pa.Table
+    deletes: bool
+    vectors: Callable[[Sequence[str]], pa.Table]
+    """``vectors(ids)``: the ``id`` and ``vector`` columns of those rows (read from
+    the new fragments only, never a scan of the table)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +312,37 @@ class MemoryTable:
         if where:
             query = query.where(where)
         return query.limit(None).to_arrow()
+
+    def changes_since(self, version: int) -> Changes | None:
+        """The rows written and whether rows were deleted after ``version``.
+
+        Compares the table's fragments then and now: a fragment that is new holds
+        rows added or rewritten since (an update or a compaction writes new
+        fragments), and a fragment gone or with a new deletion file lost rows.
+        None when ``version`` is no longer kept: the caller rebuilds.
+        """
+        try:
+            dataset = self.table.to_lance()
+            then = dataset.checkout_version(version)
+        except (ValueError, OSError, RuntimeError):
+            return None
+        before = {f.fragment_id: str(f.metadata.deletion_file) for f in then.get_fragments()}
+        now = {f.fragment_id: f for f in dataset.get_fragments()}
+        deletes = any(
+            fid not in now or str(now[fid].metadata.deletion_file) != deletion
+            for fid, deletion in before.items()
+        )
+        columns = [name for name in self.schema.names if name != "vector"]
+        fresh = [now[fid] for fid in sorted(now) if fid not in before]
+        parts = [fragment.to_table(columns=columns) for fragment in fresh]
+        rows = pa.concat_tables(parts) if parts else self.schema.empty_table().select(columns)
+
+        def vectors(ids: Sequence[str]) -> pa.Table:
+            wanted = f"id IN ({quote_list(ids)})"
+            found = [f.to_table(columns=["id", "vector"], filter=wanted) for f in fresh]
+            return pa.concat_tables(found) if found else self.schema.empty_table()
+
+        return Changes(rows=rows, deletes=deletes, vectors=vectors)
 
     def count_at(self, version: int, where: str | None = None) -> int:
         handle = self._db.open_table(TABLE)

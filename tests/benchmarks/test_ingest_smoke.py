@@ -29,8 +29,10 @@ def test_ingest_smoke(bench: Callable[[str], ModuleType], out_dir: Path) -> None
     figures = record["figures"]
     assert record["benchmark"] == "ingest" and record["params"]["texts"] == 16
     assert record["threads"]["torch_threads"] == 2
-    assert set(figures["texts_per_s"]) == {"model", "embedder", "add_many"}
+    assert set(figures["texts_per_s"]) == {"model", "embedder", "add_many", "add_many_loaded"}
     assert all(len(v) == 2 for v in figures["seconds"].values())
+    assert len(figures["first_recall_s"]) == 2 and min(figures["first_recall_s"]) > 0
+    assert 0 < figures["add_many_until_first_recall_per_s"] < figures["texts_per_s"]["add_many"]
     assert all(rate > 0 for rate in figures["texts_per_s"].values())
     assert figures["ratio_add_many_vs_model"] == pytest.approx(
         figures["texts_per_s"]["add_many"] / figures["texts_per_s"]["model"]

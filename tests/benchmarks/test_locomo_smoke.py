@@ -91,9 +91,37 @@ def test_locomo_smoke(locomo: ModuleType, tiny: Path, out_dir: Path, tmp_path: P
         sim_only, dense = systems["engramdb-sim-only"], systems["dense"]
         assert sim_only["turn"][f"R@{k}"] == pytest.approx(dense["turn"][f"R@{k}"])
     assert systems["bm25"]["turn"]["R@1"] >= 0.5  # the kitten and Osaka are lexical matches
+    # Without access counting, a smaller k's turns are the prefix of the largest k's.
+    assert record["figures"]["prefix"] == dict.fromkeys(
+        ["engramdb-no-access", "engramdb-dense", "engramdb-lexical", "engramdb-sim-only"], 0
+    )
     questions = json.loads(Path(record["figures"]["per_question_file"]).read_text())
     assert len(questions) == 4
     assert questions[0]["evidence"] == ["D1:1"]
     assert questions[3]["engramdb"]["turn"]["R@1"] == 1.0  # no evidence counts as found
     assert Path(record["figures"]["plot"]).stat().st_size > 1000
     assert (out / "locomo-latest.md").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_locomo_folds_smoke(
+    locomo: ModuleType, locomo_file: Callable[..., Path], out_dir: Path, tmp_path: Path
+) -> None:
+    """Leave-one-out over two conversations on the tiny grid, and the ablation."""
+    two = locomo_file(SESSIONS, QA, sample_ids=("conv-t1", "conv-t2"))
+    args = ["--out", str(out_dir), "--cache", str(tmp_path / "cache"), "--work", str(tmp_path)]
+    flags = ["--k", "1,10", "--systems", "bm25", "--folds", "--grid", "tiny", "--no-plots"]
+    path = locomo.main([str(two), *flags, *args])
+    record = json.loads(Path(path).read_text())
+    folds = record["figures"]["folds"]
+    assert [f["held_out"] for f in folds["folds"]] == ["conv-t1", "conv-t2"]
+    for f in folds["folds"]:
+        assert f["pick"]["a"] in folds["grid"]["a"]
+        assert 0.0 <= f["held_out_figures"]["turn R@10"] <= 1.0
+    # Two copies of one conversation: each fold's pick is the fit on all, and scores alike.
+    assert folds["held_out_min"] == folds["held_out_max"]
+    assert folds["fit_all"]["figures"]["turn R@10"] == folds["held_out_mean"]["turn R@10"]
+    rows = {r["row"]: r for r in folds["ablation"]}
+    assert len(rows) == 6 and all(0.0 <= r["session R@10"] <= 1.0 for r in rows.values())
+    assert "Ablation through the engine" in (out_dir / "locomo-latest.md").read_text()

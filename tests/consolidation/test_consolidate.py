@@ -177,10 +177,12 @@ def test_a_bad_summary_fails_the_agent_before_any_write(engine: MemoryEngine, ba
 def test_expiry_deletes_expired_and_evicted_working_memory(store_path: Path) -> None:
     with MemoryEngine.open(store_path, embedder="hashing") as engine:
         engine.add("keep me", agent="bot")
-        engine.add("gone soon", agent="bot", ttl=0.05)
+        # Long enough that the next adds (which load the agent, purging what has
+        # expired) come before it expires, even on a loaded machine.
+        engine.add("gone soon", agent="bot", ttl=0.5)
         for i in range(4):
             engine.add(f"scratch {i}", agent="bot", kind="working", session="s1")
-    time.sleep(0.1)
+    time.sleep(0.6)
     with MemoryEngine.open(
         store_path, embedder="hashing", settings=Settings(working_capacity=2)
     ) as engine:
