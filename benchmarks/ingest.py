@@ -14,11 +14,16 @@ machine hits all three alike:
 - ``embedder``: engramdb's ``SentenceTransformerEmbedder.embed`` (adds the long-text
   windowing check).
 - ``add_many``: ``MemoryEngine.add_many(texts, agent=...)`` in batches of ``--batch``
-  into a fresh store: validation, embedding, chunk counts, the LanceDB write and the
-  in-memory index, which is what a user pays.
+  into a fresh store, for an agent not yet recalled: validation, embedding, chunk
+  counts and the LanceDB write. The agent's in-memory indexes (vectors, and the
+  lexical index of every text with its context) are built from the store at its
+  first recall, timed apart (``first_recall_s``).
+- ``add_many_loaded``: the same into a fresh store whose agent has been recalled
+  once, so its view is loaded and every ``add_many`` also indexes the new memories
+  in memory, lexically and by vector: what a user pays who recalls as they add.
 
-Reported: texts/s of each (median over repeats) and the ratios ``add_many / model``
-and ``embedder / model`` (1.0 = no overhead). Torch threads: 2 (engramdb's choice).
+Reported: texts/s of each (median over repeats) and the ratios to ``model`` (1.0 =
+no overhead). Torch threads: 2 (engramdb's choice).
 The model is loaded and warmed up before timing, on other texts, in every path.
 """
 
@@ -87,36 +92,67 @@ def run(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
     def via_embedder() -> None:
         embedder.embed(texts)
 
-    seconds: dict[str, list[float]] = {"model": [], "embedder": [], "add_many": []}
+    paths = ("model", "embedder", "add_many", "add_many_loaded")
+    seconds: dict[str, list[float]] = {name: [] for name in paths}
+    first_recall: list[float] = []
     with scratch_dir(args.work, "engramdb-ingest-") as tmp:
         for r in range(args.repeats):
-            # A fresh store each time: its embedding cache is empty, as for new memories. It
-            # gets the embedder loaded above (what embedder="minilm" builds, same threads).
-            engine = MemoryEngine.open(
-                Path(tmp) / f"store-{r}", embedder=embedder, settings=Settings()
-            )
-            engine.add_many(warmup, agent="warmup")  # untimed: the store's first write
+            # Fresh stores each time: their embedding caches are empty, as for new memories.
+            # They get the embedder loaded above (what embedder="minilm" builds, same threads).
+            engines = {
+                name: MemoryEngine.open(
+                    Path(tmp) / f"{name}-{r}", embedder=embedder, settings=Settings()
+                )
+                for name in ("add_many", "add_many_loaded")
+            }
+            for engine in engines.values():
+                engine.add_many(warmup, agent="warmup")  # untimed: the store's first write
+            # Untimed: one memory and one recall load the agent's view (its indexes).
+            loaded = engines["add_many_loaded"]
+            loaded.add_many(warmup[:1], agent="bench")
+            loaded.recall(warmup[0], agent="bench", k=1, record_access=False)
 
-            def via_add_many(engine: Any = engine) -> None:
-                for s in range(0, len(texts), args.batch):
-                    engine.add_many(texts[s : s + args.batch], agent="bench")
+            def adder(engine: Any) -> Any:
+                def run() -> None:
+                    for s in range(0, len(texts), args.batch):
+                        engine.add_many(texts[s : s + args.batch], agent="bench")
 
-            order = [("model", via_model), ("embedder", via_embedder), ("add_many", via_add_many)]
+                return run
+
+            order = [
+                ("model", via_model),
+                ("embedder", via_embedder),
+                ("add_many", adder(engines["add_many"])),
+                ("add_many_loaded", adder(loaded)),
+            ]
             shift = r % len(order)
             for name, fn in order[shift:] + order[:shift]:
                 t0 = time.perf_counter()
                 fn()
                 seconds[name].append(time.perf_counter() - t0)
-            if engine.count(agent="bench") != len(texts):
+            cold = engines["add_many"]
+            t0 = time.perf_counter()
+            cold.recall(texts[0], agent="bench", k=1, record_access=False)
+            first_recall.append(time.perf_counter() - t0)
+            if (
+                cold.count(agent="bench") != len(texts)
+                or loaded.count(agent="bench") != len(texts) + 1
+            ):
                 raise RuntimeError("add_many stored a different number of memories")
-            engine.close()
+            for engine in engines.values():
+                engine.close()
     n = len(texts)
     rates = {name: n / float(np.median(vals)) for name, vals in seconds.items()}
+    until_recall = n / float(np.median(np.add(seconds["add_many"], first_recall)))
     return {
         "texts": n,
         "seconds": seconds,
+        "first_recall_s": first_recall,
         "texts_per_s": rates,
+        "add_many_until_first_recall_per_s": until_recall,
         "ratio_add_many_vs_model": rates["add_many"] / rates["model"],
+        "ratio_add_many_loaded_vs_model": rates["add_many_loaded"] / rates["model"],
+        "ratio_add_many_until_first_recall_vs_model": until_recall / rates["model"],
         "ratio_embedder_vs_model": rates["embedder"] / rates["model"],
         "mean_chars": float(np.mean([len(t) for t in texts])),
     }
@@ -129,10 +165,10 @@ def main(argv: list[str] | None = None) -> Path:
     t0 = time.perf_counter()
     figures = run(args, texts)
     rates = figures["texts_per_s"]
-    table = markdown_table(
-        ["path", "texts/s (median)", "ratio to model"],
-        [[name, rate, rate / rates["model"]] for name, rate in rates.items()],
-    )
+    rows = [[name, rate, rate / rates["model"]] for name, rate in rates.items()]
+    until = figures["add_many_until_first_recall_per_s"]
+    rows.append(["add_many + first recall (index build)", until, until / rates["model"]])
+    table = markdown_table(["path", "texts/s (median)", "ratio to model"], rows)
     params = {
         "texts": len(texts),
         "source": str(args.locomo) if args.locomo else f"generated:{args.texts}",

