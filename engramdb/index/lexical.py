@@ -48,6 +48,7 @@ import numpy as np
 import Stemmer
 
 from engramdb._types import BoolArray, FloatMatrix, IntArray
+from engramdb.index.columns import Column
 from engramdb.records import Memory, MemoryKind
 
 __all__ = ["STOP_WORDS", "AgentLexicon", "LexicalIndex", "query_terms", "stem", "tokens"]
@@ -120,37 +121,16 @@ def tokens(text: str) -> list[str]:
     return [stem(w) for w in _TOKEN.findall(fold(text))]
 
 
-class _Grow:
-    """A growable numpy array (amortised doubling)."""
-
-    def __init__(self, dtype: type) -> None:
-        self.data: np.ndarray = np.empty(16, dtype=dtype)
-        self.n = 0
-
-    def append(self, values: np.ndarray) -> None:
-        need = self.n + len(values)
-        if need > len(self.data):
-            grown = np.empty(max(need, 2 * len(self.data)), dtype=self.data.dtype)
-            grown[: self.n] = self.data[: self.n]
-            self.data = grown
-        self.data[self.n : need] = values
-        self.n = need
-
-    @property
-    def view(self) -> np.ndarray:
-        return self.data[: self.n]
-
-
 class _Postings:
     """One term's postings: label, document generation, and term counts per column."""
 
     __slots__ = ("ctx", "gen", "labels", "own")
 
     def __init__(self) -> None:
-        self.labels = _Grow(np.int64)
-        self.gen = _Grow(np.int64)
-        self.own = _Grow(np.float32)
-        self.ctx = _Grow(np.float32)
+        self.labels = Column(np.int64)
+        self.gen = Column(np.int64)
+        self.own = Column(np.float32)
+        self.ctx = Column(np.float32)
 
 
 class LexicalIndex:
@@ -177,10 +157,10 @@ class LexicalIndex:
         self.weights = (float(weights[0]), float(weights[1]))
         self._terms: dict[str, int] = {}
         self._postings: list[_Postings] = []
-        self._df = _Grow(np.int64)
-        self._gen = _Grow(np.int64)
+        self._df = Column(np.int64)
+        self._gen = Column(np.int64)
         """Generation of each label's live document; -1 for none."""
-        self._length = _Grow(np.float64)
+        self._length = Column(np.float64)
         self._doc_terms: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         """Live label -> (term ids, counts in own text, counts in context)."""
         self._total_length = 0.0
@@ -196,14 +176,14 @@ class LexicalIndex:
         if tid is None:
             tid = self._terms[term] = len(self._postings)
             self._postings.append(_Postings())
-            self._df.append(np.zeros(1, np.int64))
+            self._df.extend(np.zeros(1, np.int64))
         return tid
 
     def _ensure_labels(self, label: int) -> None:
         if label >= self._gen.n:
             extra = label + 1 - self._gen.n
-            self._gen.append(np.full(extra, -1, np.int64))
-            self._length.append(np.zeros(extra, np.float64))
+            self._gen.extend(np.full(extra, -1, np.int64))
+            self._length.extend(np.zeros(extra, np.float64))
 
     def upsert(self, docs: Iterable[tuple[int, str, str]]) -> None:
         """Insert or replace documents ``(label, own text, context)``."""
@@ -258,10 +238,10 @@ class LexicalIndex:
         ends = np.r_[starts[1:], len(tids)]
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
             post = self._postings[int(tids[start])]
-            post.labels.append(labels[start:end])
-            post.gen.append(gens[start:end])
-            post.own.append(own[start:end])
-            post.ctx.append(ctx[start:end])
+            post.labels.extend(labels[start:end])
+            post.gen.extend(gens[start:end])
+            post.own.extend(own[start:end])
+            post.ctx.extend(ctx[start:end])
 
     def remove(self, labels: Iterable[int]) -> None:
         """Forget documents by label (unknown labels are ignored)."""

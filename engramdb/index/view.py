@@ -15,6 +15,7 @@ import numpy as np
 
 from engramdb._types import BoolArray, FloatMatrix, IntArray
 from engramdb.index.ball import BallIndex
+from engramdb.index.columns import Column
 from engramdb.index.filters import Predicate
 from engramdb.index.hierarchy import (
     Hierarchy,
@@ -58,28 +59,6 @@ def normalize_rows(vectors: FloatMatrix) -> FloatMatrix:
     return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
-class _Column:
-    """A growable numpy column indexed by label."""
-
-    def __init__(self, dtype: type, fill: object) -> None:
-        self.data: np.ndarray = np.empty(64, dtype=dtype)
-        self.fill = fill
-        self.n = 0
-
-    def extend(self, values: np.ndarray) -> None:
-        need = self.n + len(values)
-        if need > len(self.data):
-            grown = np.empty(max(need, 2 * len(self.data)), dtype=self.data.dtype)
-            grown[: self.n] = self.data[: self.n]
-            self.data = grown
-        self.data[self.n : need] = values
-        self.n = need
-
-    @property
-    def view(self) -> np.ndarray:
-        return self.data[: self.n]
-
-
 class AgentView:
     """Everything recall needs about one agent, kept in step with the store."""
 
@@ -91,15 +70,15 @@ class AgentView:
         self.records: dict[str, Memory] = {}
         self.label_of: dict[str, int] = {}
         self.ids: list[str | None] = []
-        self.alive = _Column(np.bool_, False)
-        self.kind = _Column(np.int8, -1)
-        self.archived = _Column(np.bool_, False)
-        self.session = _Column(np.int32, -1)
-        self.created = _Column(np.float64, 0.0)
-        self.expires = _Column(np.float64, _NO_EXPIRY)
-        self.importance = _Column(np.float32, 0.0)
-        self.access = _Column(np.int64, 0)
-        self.last_access = _Column(np.int64, _NO_ACCESS)
+        self.alive = Column(np.bool_)
+        self.kind = Column(np.int8)
+        self.archived = Column(np.bool_)
+        self.session = Column(np.int32)
+        self.created = Column(np.float64)
+        self.expires = Column(np.float64)
+        self.importance = Column(np.float32)
+        self.access = Column(np.int64)
+        self.last_access = Column(np.int64)
         self._sessions: dict[str | None, int] = {None: -1}
         self._session_names: list[str | None] = []
         self._max_importance = 0.0
