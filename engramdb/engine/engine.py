@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,7 +46,13 @@ from engramdb.engine.recall import Recall, RecallQuery
 from engramdb.engine.vectors import Vectorizer
 from engramdb.engine.views import ViewRegistry
 from engramdb.engine.writes import check_importance, kind_of, prepare
-from engramdb.errors import NotFoundError, ReadOnlyError, StoreClosedError, ValidationError
+from engramdb.errors import (
+    EngramError,
+    NotFoundError,
+    ReadOnlyError,
+    StoreClosedError,
+    ValidationError,
+)
 from engramdb.index.hierarchy import ancestors
 from engramdb.index.vector import INDEX_KINDS
 from engramdb.index.view import normalize_rows
@@ -59,6 +66,7 @@ from engramdb.records import (
     utcnow,
 )
 from engramdb.snapshots.info import ImportReport, SnapshotInfo
+from engramdb.store.guard import check_store_path, store_errors
 from engramdb.store.lock import WriterLock
 from engramdb.store.opening import open_table
 from engramdb.store.table import MemoryTable, agent_filter, empty_vectors
@@ -66,6 +74,8 @@ from engramdb.store.table import MemoryTable, agent_filter, empty_vectors
 __all__ = ["SPACES", "MemoryEngine"]
 
 SPACES = ("euclidean", "poincare")
+
+log = logging.getLogger(__name__)
 
 _TS = pa.timestamp("us", "UTC")
 
@@ -159,21 +169,26 @@ class MemoryEngine:
             raise ValidationError(f"space {space!r} is not known; use one of {SPACES}")
         if index not in INDEX_KINDS:
             raise ValidationError(f"index {index!r} is not known; use one of {INDEX_KINDS}")
-        root = Path(path) if path is not None else default_store_path(settings)
-        if root.exists() and not root.is_dir():
-            raise ValidationError(f"store path {str(root)!r} is a file; give a directory")
+        root = check_store_path(Path(path) if path is not None else default_store_path(settings))
         if read_only and not root.exists():
             raise NotFoundError(f"no store at {root}; open it once without read_only to create")
-        root.mkdir(parents=True, exist_ok=True)
-        lock = None if read_only else WriterLock(root)
+        # Everything that can fail on the caller's arguments runs before the first
+        # file is created: a bad embedder leaves no empty store behind.
+        emb = resolve_embedder(embedder, threads=max(settings.threads, 2))
+        info = EmbedderInfo.of(emb)  # loads a lazy model: fails here, not after mkdir
+        lock = None
+        if not read_only:
+            with store_errors(root, "create the store directory and its writer lock"):
+                root.mkdir(parents=True, exist_ok=True)
+                lock = WriterLock(root)
         try:
-            emb = resolve_embedder(embedder, threads=max(settings.threads, 2))
             store = open_table(
                 root,
-                EmbedderInfo.of(emb),
+                info,
                 space=space,
                 read_only=read_only,
                 compact_every=settings.compact_every,
+                retention=settings.version_retention,
             )
         except BaseException:
             if lock is not None:
@@ -192,7 +207,11 @@ class MemoryEngine:
         )
 
     def close(self) -> None:
-        """Flush buffered access counts, release the writer lock. Safe to call twice."""
+        """Flush buffered access counts, release the writer lock. Safe to call twice.
+
+        The engine is closed (and the lock released) even when the flush fails;
+        the flush's error is raised after that.
+        """
         with self._mutex:
             if self._closed:
                 return
@@ -214,7 +233,15 @@ class MemoryEngine:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        # An error is already on its way out: closing must not replace it.
+        try:
+            self.close()
+        except EngramError as close_error:
+            exc.add_note(f"closing the engine also failed: {close_error}")
+            log.warning("closing %s after an error failed: %s", self._path, close_error)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("read-only" if self._read_only else "open")
