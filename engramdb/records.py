@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -27,6 +27,7 @@ __all__ = [
     "Memory",
     "MemoryKind",
     "MemoryStatus",
+    "check_created_at",
     "check_metadata",
     "check_name",
     "check_text",
@@ -37,6 +38,9 @@ __all__ = [
 _NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
 _ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_MAX_MS = (1 << 48) - 1
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""The earliest ``created_at`` a memory may have (ids count milliseconds from it)."""
 
 
 class MemoryKind(StrEnum):
@@ -72,6 +76,28 @@ def as_utc(value: datetime, *, field: str = "time") -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def check_created_at(value: object, *, now: datetime, skew: timedelta) -> datetime:
+    """A memory's ``created_at``: from 1970 on, and at most ``skew`` past ``now``.
+
+    A far-future time would make every other memory of the agent look old
+    (recall's recency, consolidation's forgetting), so it is refused.
+    """
+    when = as_utc(value, field="created_at")  # type: ignore[arg-type]
+    if when < EARLIEST:
+        raise ValidationError(
+            f"created_at {when.isoformat()} is before {EARLIEST.date()}; engramdb dates "
+            "memories from 1970 on: store an older date in metadata"
+        )
+    latest = now + skew
+    if when > latest:
+        raise ValidationError(
+            f"created_at {when.isoformat()} is {when - now} in the future (the limit is "
+            f"{skew}, Settings.max_clock_skew); pass the time it happened, or fix this "
+            "machine's clock"
+        )
+    return when
 
 
 def check_name(value: object, *, what: str) -> str:
@@ -143,6 +169,10 @@ class _IdGenerator:
     def __call__(self, at: datetime | None = None) -> str:
         with self._lock:
             ms = int((at.timestamp() if at else time.time()) * 1000)
+            # 48 bits of milliseconds from 1970 (to year 10889). A time outside
+            # (refused on input, possible in old stores) takes the nearest end, so
+            # ids still sort by time instead of wrapping round.
+            ms = min(max(ms, 0), _MAX_MS)
             if at is None and ms <= self._last_ms:
                 ms = self._last_ms
                 rand = self._last_rand + 1

@@ -362,7 +362,8 @@ class MemoryEngine:
             session: A conversation or run the memory belongs to.
             metadata: JSON values, filterable in recall with ``where``.
             importance: 0 to 1 (default 0.5); 1.0 pins it against forgetting.
-            created_at: When it happened (default: now).
+            created_at: When it happened (default: now); from 1970 to at most
+                ``settings.max_clock_skew`` (5 minutes) past now.
             ttl: Seconds (or a timedelta) until it expires; working memory
                 defaults to ``settings.working_ttl_seconds``.
             parent: Id of a more general memory this one sits under.
@@ -614,7 +615,8 @@ class MemoryEngine:
             until: Only memories created before this time.
             include_archived: Also return memories archived by consolidation.
             now: Reference time for recency (default: the agent's newest memory,
-                which makes recall a function of the stored state alone).
+                which makes recall a function of the stored state alone, capped at
+                the current time so a memory dated ahead cannot age the others).
             record_access: Count this recall as an access of each hit (buffered,
                 written in batches, never one write per query).
             scope: ``"all"``, or ``"subtree"`` to search only ``root`` and the

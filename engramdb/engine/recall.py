@@ -128,7 +128,7 @@ class Recall:
             scores, candidates = view.index.search(qvec[None, :], pool, allowed)
             keep = candidates[0] >= 0
             sims, found = scores[0][keep], candidates[0][keep]
-        ref = ref_now if ref_now is not None else view.newest_time()
+        ref = ref_now if ref_now is not None else min(view.newest_time(), time.time())
         return self._rank(view, sims, found, k, ref, record)
 
     def _lance_search(

@@ -325,7 +325,7 @@ _items = st.lists(
             "metadata": st.dictionaries(st.text(max_size=6), _json, max_size=3),
             "importance": st.floats(0, 1),
             "created_at": st.datetimes(
-                datetime(2001, 1, 1), datetime(2030, 1, 1), timezones=st.just(UTC)
+                datetime(2001, 1, 1), datetime(2025, 1, 1), timezones=st.just(UTC)
             ),
         }
     ),
