@@ -63,6 +63,7 @@ from engramdb.records import (
     check_metadata,
     check_name,
     check_text,
+    check_where,
     utcnow,
 )
 from engramdb.snapshots.info import ImportReport, SnapshotInfo
@@ -400,6 +401,11 @@ class MemoryEngine:
             session: Session for items that do not say.
             progress: Show a progress bar while embedding.
         """
+        if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+            raise ValidationError(
+                f"items {items!r:.60} must be a list of texts or dicts; for one memory "
+                "call add(), or pass [item]"
+            )
         with self._mutex:
             self._check_open(write=True)
             check_name(agent, what="agent")
@@ -649,6 +655,9 @@ class MemoryEngine:
             depth=depth,
             rank=rank,
         )
+        check_where(where)
+        if kinds is not None and (isinstance(kinds, str) or not isinstance(kinds, Iterable)):
+            raise ValidationError(f"kinds {kinds!r:.60} must be a list of kinds, e.g. ['semantic']")
         with self._mutex:
             self._check_open()
             return self._recall(query_args)

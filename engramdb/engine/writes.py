@@ -110,7 +110,8 @@ def prepare(
     unknown = set(item) - ADD_FIELDS
     if unknown:
         raise ValidationError(
-            f"unknown field(s) {sorted(unknown)} in memory; allowed: {sorted(ADD_FIELDS)}"
+            f"unknown field(s) {sorted(map(repr, unknown))} in memory; allowed: "
+            f"{sorted(ADD_FIELDS)}"
         )
     text = check_text(item.get("text"), max_bytes=settings.max_text_bytes)
     kind = kind_of(item.get("kind", default_kind))
