@@ -99,6 +99,8 @@ class _HasRoot(Protocol):
     root: Path
     read_only: bool
 
+    def refresh(self) -> None: ...
+
 
 S = TypeVar("S", bound=_HasRoot)
 R = TypeVar("R")
@@ -110,7 +112,8 @@ def guarded(
     """Run a store method inside :func:`store_errors` for its ``root``.
 
     With ``write``, the method is refused on a read-only store: a reader never
-    writes, compacts or purges anything.
+    writes, compacts or purges anything. A reader's failed read is tried once
+    more at the newest version before it is reported as damage.
     """
 
     def wrap(fn: Callable[Concatenate[S, ...], R]) -> Callable[Concatenate[S, ...], R]:
@@ -121,8 +124,17 @@ def guarded(
                     f"store {self.root} is open read-only; cannot {operation}: open it "
                     "without read_only=True to write"
                 )
-            with store_errors(self.root, operation):
-                return fn(self, *args, **kwargs)
+            try:
+                with store_errors(self.root, operation):
+                    return fn(self, *args, **kwargs)
+            except StoreCorruptError:
+                if write or not self.read_only:
+                    raise
+                # A reader's version can be cleaned up under it by the writer (after
+                # the retention); once more at the newest version tells that from damage.
+                self.refresh()
+                with store_errors(self.root, operation):
+                    return fn(self, *args, **kwargs)
 
         return run
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from engramdb import MemoryEngine, Settings
+from engramdb.store.table import MemoryTable
 
 
 def _fragments(engine: MemoryEngine) -> list[tuple[int, int]]:
@@ -49,3 +50,16 @@ def test_single_writes_keep_the_fragment_count_bounded(tmp_path: Path) -> None:
         assert len(_fragments(engine)) <= 8
         assert len(engine.store.versions()) <= 8
         assert engine.count(agent="a") == 200
+
+
+def test_reader_whose_version_was_cleaned_up_reads_the_newest(tmp_path: Path) -> None:
+    settings = Settings(version_retention=timedelta(0))
+    root = tmp_path / "s"
+    with MemoryEngine.open(root, embedder="hashing", settings=settings) as writer:
+        for i in range(5):
+            writer.add(f"memory {i}", agent="a")  # five one-row fragments
+        reader = MemoryTable(root, writer.embedder.dim, read_only=True)
+        assert reader.count() == 5
+        writer.add("one more", agent="a")
+        writer.compact()  # rewrites the fragments the reader's version reads, cleans it
+        assert len(reader.scan(columns=["id"])) == 6
