@@ -28,7 +28,7 @@ from lancedb.index import IvfPq
 
 from engramdb._types import FloatMatrix
 from engramdb.config import DEFAULT_COMPACT_EVERY, DEFAULT_VERSION_RETENTION_SECONDS
-from engramdb.errors import NotFoundError, ReadOnlyError, StoreFormatError, StoreIOError
+from engramdb.errors import NotFoundError, ReadOnlyError, StoreCorruptError, StoreIOError
 from engramdb.records import Memory
 from engramdb.store.guard import guarded, store_errors
 from engramdb.store.schema import memories_to_arrow, schema
@@ -97,10 +97,12 @@ class MemoryTable:
         compact_every: Commits between two automatic compactions.
         retention: How long superseded versions are kept before cleanup. Readers
             in other processes hold a version for one operation; one that takes
-            longer than this can fail with a missing file and should retry.
+            longer than this can find its files gone, and reads again at the
+            newest version (see :func:`~engramdb.store.guard.guarded`).
+        create: Make the table (empty); the caller holds the writer lock.
 
     Raises:
-        NotFoundError: the store has no table (``create`` makes one).
+        NotFoundError: the store has no table and ``create`` is False.
         StoreCorruptError: the table's files are there but cannot be opened.
     """
 
@@ -136,9 +138,9 @@ class MemoryTable:
             self.table = self._db.open_table(TABLE)
             found = self.table.schema.field("vector").type.list_size
         if found != dim:
-            raise StoreFormatError(
+            raise StoreCorruptError(
                 f"store {root} holds vectors of dim {found}, not {dim}; the metadata file "
-                "and the table disagree: the store is damaged"
+                "and the table disagree: the store is damaged; restore it from a snapshot"
             )
 
     # -- reads ---------------------------------------------------------------------------
