@@ -173,7 +173,7 @@ def _check_keys(value: object) -> None:
                     raise ValidationError(
                         f"metadata key {key!r:.60} cannot be filtered on: in a where filter "
                         "'.' separates nested keys and '$' starts an operator; use another "
-                        "key, e.g. {key.replace('.', '_').lstrip('$')!r:.60}"
+                        f"key, e.g. {key.replace('.', '_').lstrip('$')!r:.60}"
                     )
                 stack.append(child)
         elif isinstance(node, list | tuple):
