@@ -5,6 +5,7 @@ Every default is a named constant so code and docs refer to the same number.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import platformdirs
@@ -15,8 +16,10 @@ from engramdb._validation import CheckedSettings
 
 __all__ = [
     "DEFAULT_EXACT_THRESHOLD",
+    "DEFAULT_MAX_CLOCK_SKEW_SECONDS",
     "DEFAULT_MAX_METADATA_BYTES",
     "DEFAULT_MAX_TEXT_BYTES",
+    "DEFAULT_VERSION_RETENTION_SECONDS",
     "DEFAULT_WORKING_CAPACITY",
     "DEFAULT_WORKING_TTL_SECONDS",
     "HybridWeights",
@@ -35,6 +38,10 @@ DEFAULT_COMPACT_EVERY = 64
 """Commits between two automatic LanceDB compactions."""
 DEFAULT_ACCESS_FLUSH_EVERY = 512
 """Buffered recall accesses that trigger one batched write."""
+DEFAULT_VERSION_RETENTION_SECONDS = 10.0
+"""How long compaction keeps superseded LanceDB versions (a reader's read must fit in it)."""
+DEFAULT_MAX_CLOCK_SKEW_SECONDS = 300.0
+"""How far into the future a ``created_at`` may lie (clocks of writers disagree a little)."""
 
 
 class ScoringWeights(CheckedSettings):
@@ -102,6 +109,16 @@ class Settings(CheckedSettings):
     exact_threshold: int = Field(DEFAULT_EXACT_THRESHOLD, gt=0)
     compact_every: int = Field(DEFAULT_COMPACT_EVERY, gt=0)
     access_flush_every: int = Field(DEFAULT_ACCESS_FLUSH_EVERY, gt=0)
+    version_retention: timedelta = Field(
+        timedelta(seconds=DEFAULT_VERSION_RETENTION_SECONDS), ge=timedelta(0)
+    )
+    """How long compaction keeps superseded versions. A reader in another process that
+    holds one version for longer (a very long export) can then fail and should retry."""
+    max_clock_skew: timedelta = Field(
+        timedelta(seconds=DEFAULT_MAX_CLOCK_SKEW_SECONDS), ge=timedelta(0), le=timedelta(days=1)
+    )
+    """How far past the current time a memory's ``created_at`` may be; later is refused,
+    since one far-future memory would age every other one (recall, consolidation)."""
     threads: int = Field(1, gt=0)
     """OpenMP threads for FAISS and torch. One is fastest for single queries."""
     embed_batch_size: int = Field(64, gt=0)

@@ -12,6 +12,8 @@ of a builtin it inherits that too, so ``except KeyError`` keeps working::
     ├── EmbedderMismatchError (ValueError)   the store or snapshot was built by another embedder
     ├── EmbedderUnavailableError (RuntimeError)  a model could not be loaded offline
     ├── StoreFormatError (RuntimeError)      store files from an unknown or newer format
+    │   └── StoreCorruptError                store files missing or damaged: restore a snapshot
+    ├── StoreIOError (OSError)               the file system refused: read-only, disk full
     └── SnapshotError (ValueError)           a snapshot file that cannot be trusted or read
         ├── SnapshotIntegrityError           a hash does not match: corrupted or tampered
         └── SnapshotKeyError                 missing or wrong decryption key
@@ -29,7 +31,9 @@ __all__ = [
     "SnapshotIntegrityError",
     "SnapshotKeyError",
     "StoreClosedError",
+    "StoreCorruptError",
     "StoreFormatError",
+    "StoreIOError",
     "StoreLockedError",
     "ValidationError",
 ]
@@ -73,6 +77,22 @@ class EmbedderUnavailableError(EngramError, RuntimeError):
 
 class StoreFormatError(EngramError, RuntimeError):
     """Store files written by an unknown or newer version of engramdb."""
+
+
+class StoreCorruptError(StoreFormatError):
+    """Store files that are missing or damaged: the table, its versions, data or metadata file.
+
+    The store cannot be trusted as it is; the message names what is missing and
+    how to recover (restore from a snapshot, or put back the file named).
+    """
+
+
+class StoreIOError(EngramError, OSError):
+    """The file system refused a read or write under the store.
+
+    A read-only mount, a full disk, missing permissions, or a path that runs
+    through a file. The original ``OSError`` or LanceDB error is chained.
+    """
 
 
 class SnapshotError(EngramError, ValueError):

@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -27,9 +27,11 @@ __all__ = [
     "Memory",
     "MemoryKind",
     "MemoryStatus",
+    "check_created_at",
     "check_metadata",
     "check_name",
     "check_text",
+    "check_where",
     "new_id",
     "utcnow",
 ]
@@ -37,6 +39,9 @@ __all__ = [
 _NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
 _ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_MAX_MS = (1 << 48) - 1
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""The earliest ``created_at`` a memory may have (ids count milliseconds from it)."""
 
 
 class MemoryKind(StrEnum):
@@ -74,6 +79,28 @@ def as_utc(value: datetime, *, field: str = "time") -> datetime:
     return value.astimezone(UTC)
 
 
+def check_created_at(value: object, *, now: datetime, skew: timedelta) -> datetime:
+    """A memory's ``created_at``: from 1970 on, and at most ``skew`` past ``now``.
+
+    A far-future time would make every other memory of the agent look old
+    (recall's recency, consolidation's forgetting), so it is refused.
+    """
+    when = as_utc(value, field="created_at")  # type: ignore[arg-type]
+    if when < EARLIEST:
+        raise ValidationError(
+            f"created_at {when.isoformat()} is before {EARLIEST.date()}; engramdb dates "
+            "memories from 1970 on: store an older date in metadata"
+        )
+    latest = now + skew
+    if when > latest:
+        raise ValidationError(
+            f"created_at {when.isoformat()} is {when - now} in the future (the limit is "
+            f"{skew}, Settings.max_clock_skew); pass the time it happened, or fix this "
+            "machine's clock"
+        )
+    return when
+
+
 def check_name(value: object, *, what: str) -> str:
     """Validate an agent or session name: 1 to 128 of letters, digits and ``-_.:@``.
 
@@ -94,7 +121,7 @@ def check_text(value: object, *, max_bytes: int = DEFAULT_MAX_TEXT_BYTES) -> str
         raise ValidationError(f"text must be a string, got {type(value).__name__} {value!r:.80}")
     if not value.strip():
         raise ValidationError(f"text {value!r} is empty; a memory needs some text")
-    size = len(value.encode("utf-8"))
+    size = len(utf8(value, what="text"))
     if size > max_bytes:
         raise ValidationError(
             f"text of {size} bytes exceeds the limit of {max_bytes}; split it into several "
@@ -103,12 +130,70 @@ def check_text(value: object, *, max_bytes: int = DEFAULT_MAX_TEXT_BYTES) -> str
     return value
 
 
+def utf8(value: str, *, what: str) -> bytes:
+    """``value`` as UTF-8; a lone surrogate (not text, cannot be stored) is refused."""
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start : exc.end]
+        raise ValidationError(
+            f"{what} has a lone surrogate {bad!r} at position {exc.start}, which is not "
+            "text and cannot be stored; decode the source with errors='replace'"
+        ) from None
+
+
+MAX_NESTING = 32
+"""How deep metadata and ``where`` filters may nest (dicts and lists)."""
+
+
+def nesting_depth(value: object, *, limit: int = MAX_NESTING) -> int:
+    """How deeply dicts and lists nest in ``value``; stops counting past ``limit``."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list | tuple):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > limit:
+                break
+            stack.extend((v, depth) for v in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _check_keys(value: object) -> None:
+    """Metadata keys are strings that a ``where`` filter can reach: no ``.``, no leading ``$``."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if not isinstance(key, str):
+                    raise ValidationError(f"metadata keys must be strings, got {key!r:.60}")
+                if "." in key or key.startswith("$"):
+                    raise ValidationError(
+                        f"metadata key {key!r:.60} cannot be filtered on: in a where filter "
+                        "'.' separates nested keys and '$' starts an operator; use another "
+                        f"key, e.g. {key.replace('.', '_').lstrip('$')!r:.60}"
+                    )
+                stack.append(child)
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+
+
 def check_metadata(value: object, *, max_bytes: int = DEFAULT_MAX_METADATA_BYTES) -> dict[str, Any]:
-    """Validate metadata: a JSON-serializable dict with string keys, at most ``max_bytes``."""
+    """Validate metadata: a JSON-serializable dict with string keys, at most ``max_bytes``.
+
+    Keys may not contain ``.`` or start with ``$`` (a ``where`` filter could not
+    name them), and values nest at most :data:`MAX_NESTING` deep.
+    """
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise ValidationError(f"metadata must be a dict, got {type(value).__name__} {value!r:.80}")
+    depth = nesting_depth(value)
+    if depth > MAX_NESTING:
+        raise ValidationError(f"metadata nests more than {MAX_NESTING} levels deep; flatten it")
+    _check_keys(value)
     try:
         encoded = json.dumps(value, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -116,8 +201,6 @@ def check_metadata(value: object, *, max_bytes: int = DEFAULT_MAX_METADATA_BYTES
             f"metadata {value!r:.120} is not JSON-serializable ({exc}); use str, int, float, "
             "bool, None, lists and dicts with string keys"
         ) from None
-    if any(not isinstance(k, str) for k in value):
-        raise ValidationError(f"metadata keys must be strings, got {list(value)!r:.120}")
     if len(encoded.encode("utf-8")) > max_bytes:
         raise ValidationError(
             f"metadata of {len(encoded)} bytes exceeds the limit of {max_bytes}; store large "
@@ -126,6 +209,28 @@ def check_metadata(value: object, *, max_bytes: int = DEFAULT_MAX_METADATA_BYTES
     # A round trip gives a plain-JSON copy the caller can no longer mutate under us.
     result: dict[str, Any] = json.loads(encoded)
     return result
+
+
+def check_where(value: object) -> None:
+    """The shape of a ``where`` filter: string keys, nesting at most :data:`MAX_NESTING`.
+
+    Operators and values are checked when the filter is compiled.
+    """
+    if nesting_depth(value) > MAX_NESTING:
+        raise ValidationError(f"where filter nests more than {MAX_NESTING} levels deep")
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if not isinstance(key, str):
+                    raise ValidationError(
+                        f"where filter key {key!r:.60} is not a string; keys are metadata "
+                        "keys or operators such as '$and'"
+                    )
+                stack.append(child)
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
 
 
 class _IdGenerator:
@@ -144,6 +249,10 @@ class _IdGenerator:
     def __call__(self, at: datetime | None = None) -> str:
         with self._lock:
             ms = int((at.timestamp() if at else time.time()) * 1000)
+            # 48 bits of milliseconds from 1970 (to year 10889). A time outside
+            # (refused on input, possible in old stores) takes the nearest end, so
+            # ids still sort by time instead of wrapping round.
+            ms = min(max(ms, 0), _MAX_MS)
             if (at is None and ms <= self._last_ms) or ms == self._last_ms:
                 # Same millisecond as the last id (or, for now, a clock that went
                 # back): count up, so a batch dated alike keeps its order.

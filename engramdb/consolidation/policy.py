@@ -189,8 +189,9 @@ class ConsolidationPolicy(CheckedModel):
         dedup: Stage 2, duplicate merging.
         cluster: Stage 3, topic gists.
         forget: Stage 4, retention.
-        clock: ``"agent"`` measures ages against the agent's newest memory (a pass is a
-            function of the stored state, and an idle agent forgets nothing);
+        clock: ``"agent"`` measures ages against the agent's newest memory, capped at
+            the current time (a pass is a function of the stored state, an idle agent
+            forgets nothing, and a memory dated ahead cannot age the others);
             ``"wall"`` against the current time.
         summarize: Writes gists instead of the extractive default: a callable
             ``summarize(texts) -> str`` or, in a file, an import path ``"pkg.mod:func"``.

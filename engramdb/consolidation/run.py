@@ -431,7 +431,9 @@ def plan_agent(
         _expire(plan, capacity=working_capacity)
     step("expire")
     times = [m.created_at for m in plan.records.values()]
-    ref = (now if policy.clock == "wall" or not times else max(times)).timestamp()
+    # The agent's clock is its newest memory, but never past the wall clock: one
+    # memory dated in the future must not make every other one look old.
+    ref = (now if policy.clock == "wall" or not times else min(max(times), now)).timestamp()
     if policy.dedup.enabled:
         _dedup(plan, policy)
     step("dedup")

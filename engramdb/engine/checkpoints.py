@@ -19,9 +19,8 @@ large store can therefore hold disk space after later updates and compactions.
 So each agent keeps at most ``keep`` checkpoints (:data:`DEFAULT_KEEP`):
 creating one more deletes that agent's oldest, and :func:`delete_checkpoint`
 drops one at once (its space comes back at the first compaction after the
-store's version retention, ten minutes by default). LanceDB refuses a cleanup
-that would remove a tagged version, so the store's compaction must clean only
-versions older than its oldest checkpoint.
+store's version retention, ``Settings.version_retention``). The store's cleanup
+skips tagged versions and drops the untagged ones around them.
 
 Example:
     >>> engine.checkpoint(agent="bot", name="before-cleanup").memories

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,7 +47,13 @@ from engramdb.engine.recall import Recall, RecallQuery
 from engramdb.engine.vectors import Vectorizer
 from engramdb.engine.views import ViewRegistry
 from engramdb.engine.writes import check_importance, kind_of, prepare
-from engramdb.errors import NotFoundError, ReadOnlyError, StoreClosedError, ValidationError
+from engramdb.errors import (
+    EngramError,
+    NotFoundError,
+    ReadOnlyError,
+    StoreClosedError,
+    ValidationError,
+)
 from engramdb.index.hierarchy import ancestors
 from engramdb.index.vector import INDEX_KINDS
 from engramdb.index.view import normalize_rows
@@ -57,9 +64,11 @@ from engramdb.records import (
     check_metadata,
     check_name,
     check_text,
+    check_where,
     utcnow,
 )
 from engramdb.snapshots.info import ImportReport, SnapshotInfo
+from engramdb.store.guard import check_store_path, store_errors
 from engramdb.store.lock import WriterLock
 from engramdb.store.opening import open_table
 from engramdb.store.table import MemoryTable, agent_filter, empty_vectors
@@ -67,6 +76,8 @@ from engramdb.store.table import MemoryTable, agent_filter, empty_vectors
 __all__ = ["SPACES", "MemoryEngine"]
 
 SPACES = ("euclidean", "poincare")
+
+log = logging.getLogger(__name__)
 
 _TS = pa.timestamp("us", "UTC")
 
@@ -160,21 +171,26 @@ class MemoryEngine:
             raise ValidationError(f"space {space!r} is not known; use one of {SPACES}")
         if index not in INDEX_KINDS:
             raise ValidationError(f"index {index!r} is not known; use one of {INDEX_KINDS}")
-        root = Path(path) if path is not None else default_store_path(settings)
-        if root.exists() and not root.is_dir():
-            raise ValidationError(f"store path {str(root)!r} is a file; give a directory")
+        root = check_store_path(Path(path) if path is not None else default_store_path(settings))
         if read_only and not root.exists():
             raise NotFoundError(f"no store at {root}; open it once without read_only to create")
-        root.mkdir(parents=True, exist_ok=True)
-        lock = None if read_only else WriterLock(root)
+        # Everything that can fail on the caller's arguments runs before the first
+        # file is created: a bad embedder leaves no empty store behind.
+        emb = resolve_embedder(embedder, threads=max(settings.threads, 2))
+        info = EmbedderInfo.of(emb)  # loads a lazy model: fails here, not after mkdir
+        lock = None
+        if not read_only:
+            with store_errors(root, "create the store directory and its writer lock"):
+                root.mkdir(parents=True, exist_ok=True)
+                lock = WriterLock(root)
         try:
-            emb = resolve_embedder(embedder, threads=max(settings.threads, 2))
             store = open_table(
                 root,
-                EmbedderInfo.of(emb),
+                info,
                 space=space,
                 read_only=read_only,
                 compact_every=settings.compact_every,
+                retention=settings.version_retention,
             )
         except BaseException:
             if lock is not None:
@@ -193,7 +209,11 @@ class MemoryEngine:
         )
 
     def close(self) -> None:
-        """Flush buffered access counts, release the writer lock. Safe to call twice."""
+        """Flush buffered access counts, release the writer lock. Safe to call twice.
+
+        The engine is closed (and the lock released) even when the flush fails;
+        the flush's error is raised after that.
+        """
         with self._mutex:
             if self._closed:
                 return
@@ -215,7 +235,15 @@ class MemoryEngine:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        # An error is already on its way out: closing must not replace it.
+        try:
+            self.close()
+        except EngramError as close_error:
+            exc.add_note(f"closing the engine also failed: {close_error}")
+            log.warning("closing %s after an error failed: %s", self._path, close_error)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("read-only" if self._read_only else "open")
@@ -336,7 +364,8 @@ class MemoryEngine:
             session: A conversation or run the memory belongs to.
             metadata: JSON values, filterable in recall with ``where``.
             importance: 0 to 1 (default 0.5); 1.0 pins it against forgetting.
-            created_at: When it happened (default: now).
+            created_at: When it happened (default: now); from 1970 to at most
+                ``settings.max_clock_skew`` (5 minutes) past now.
             ttl: Seconds (or a timedelta) until it expires; working memory
                 defaults to ``settings.working_ttl_seconds``.
             parent: Id of a more general memory this one sits under.
@@ -373,6 +402,11 @@ class MemoryEngine:
             session: Session for items that do not say.
             progress: Show a progress bar while embedding.
         """
+        if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+            raise ValidationError(
+                f"items {items!r:.60} must be a list of texts or dicts; for one memory "
+                "call add(), or pass [item]"
+            )
         with self._mutex:
             self._check_open(write=True)
             check_name(agent, what="agent")
@@ -596,7 +630,8 @@ class MemoryEngine:
             until: Only memories created before this time.
             include_archived: Also return memories archived by consolidation.
             now: Reference time for recency (default: the agent's newest memory,
-                which makes recall a function of the stored state alone).
+                which makes recall a function of the stored state alone, capped at
+                the current time so a memory dated ahead cannot age the others).
             record_access: Count this recall as an access of each hit (buffered,
                 written in batches, never one write per query).
             scope: ``"all"``, or ``"subtree"`` to search only ``root`` and the
@@ -635,6 +670,9 @@ class MemoryEngine:
             mode=mode,
             group_by=group_by,
         )
+        check_where(where)
+        if kinds is not None and (isinstance(kinds, str) or not isinstance(kinds, Iterable)):
+            raise ValidationError(f"kinds {kinds!r:.60} must be a list of kinds, e.g. ['semantic']")
         with self._mutex:
             self._check_open()
             return self._recall(query_args)

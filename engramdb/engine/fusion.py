@@ -17,18 +17,24 @@ from engramdb.config import HybridWeights
 
 __all__ = ["minmax", "session_prior"]
 
+_FLAT = 1e-6
+"""Score ranges at most this wide count as flat (the scores are rounded to 6 decimals)."""
+
 
 def minmax(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """``values`` scaled so the pool's range maps to [0, 1], clipped to [0, 1].
 
-    A pool of one value (or of equal values) maps that value to 1: it is the best
-    the side found. An empty pool maps everything to 0.
+    A pool of one value (or of values equal to 6 decimals) maps that value to 1:
+    it is the best the side found. An empty pool maps everything to 0.
     """
     if not len(pool):
         return np.zeros(len(values), np.float64)
     lo, hi = float(np.min(pool)), float(np.max(pool))
-    if hi <= lo:
-        return (values >= hi).astype(np.float64)
+    if hi - lo <= _FLAT:
+        # A range this narrow is rounding noise (scores equal in exact arithmetic
+        # come out of float32 a few ulps apart): scaling it would blow the noise
+        # up to the whole [0, 1] and make the order depend on it.
+        return (values >= lo - _FLAT).astype(np.float64)
     return np.clip((values.astype(np.float64) - lo) / (hi - lo), 0.0, 1.0)
 
 

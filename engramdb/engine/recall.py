@@ -153,7 +153,9 @@ class Recall:
             if record:
                 self.access.record(view, labels)
             return hits
-        ref = ref_now if ref_now is not None else view.newest_time()
+        # The recency clock: the newest memory, but never past the wall clock (one
+        # memory dated ahead must not age all the others).
+        ref = ref_now if ref_now is not None else min(view.newest_time(), time.time())
         mode = q.mode if text is not None else "dense"  # a vector query has no words
         allowed = None if n_ok == len(view) else mask
         if mode == "dense" and q.group_by is None:
@@ -228,7 +230,9 @@ class Recall:
             cands.relevance = np.round(lex_norm, _DECIMALS)
             cands.fused = cands.relevance
             return cands
-        dense_norm = minmax(sims, dense_sims)
+        # The dense pool's range from the exact, rounded similarities (not the
+        # index's float32 ones), so a rebuilt index scales the same way.
+        dense_norm = minmax(sims, sims[np.searchsorted(labels, dense_labels)])
         fused = hybrid.dense * dense_norm + hybrid.lexical * lex_norm
         codes = view.session.data[labels]
         best: dict[int, float] = {}

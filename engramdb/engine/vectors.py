@@ -11,6 +11,7 @@ from engramdb._types import FloatMatrix
 from engramdb.embeddings import Embedder
 from engramdb.errors import ValidationError
 from engramdb.index.view import normalize_rows
+from engramdb.records import utf8
 
 __all__ = ["Vectorizer"]
 
@@ -50,10 +51,15 @@ class Vectorizer:
         return list(counter(texts)) if callable(counter) else [1] * len(texts)
 
     def check(self, vector: object) -> FloatMatrix:
-        """A user's vector as float32, refused unless it is finite, non-zero and the right size."""
+        """A user's vector as a float32 unit row, refused unless finite, non-zero, right size.
+
+        Normalised in float64 after scaling by the largest component, so vectors of
+        any finite size (1e20, 1e-30) keep their direction instead of overflowing
+        or underflowing to zero in float32.
+        """
         try:
-            arr = np.asarray(vector, dtype=np.float32).reshape(-1)
-        except (TypeError, ValueError):
+            arr = np.asarray(vector, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError, OverflowError):
             raise ValidationError(f"vector {vector!r:.60} is not a list of numbers") from None
         if arr.shape != (self.dim,):
             raise ValidationError(
@@ -62,13 +68,16 @@ class Vectorizer:
             )
         if not np.isfinite(arr).all() or not np.any(arr):
             raise ValidationError("vector has NaN, infinite or all-zero values; pass a real one")
-        return arr
+        arr = arr / np.abs(arr).max()
+        unit: FloatMatrix = (arr / np.linalg.norm(arr)).astype(np.float32)
+        return unit
 
     def query(self, query: object) -> FloatMatrix:
         """The unit vector of a recall query: text is embedded, a vector checked."""
         if isinstance(query, str):
             if not query.strip():
                 raise ValidationError("query '' is empty; pass some text or a vector")
+            utf8(query, what="query")
             vec: FloatMatrix = self.embed([query])[0]
         else:
             vec = normalize_rows(self.check(query)[None, :])[0]

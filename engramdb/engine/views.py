@@ -163,7 +163,7 @@ class ViewRegistry:
             for mid, exp in zip(rows.column("id").to_pylist(), expires, strict=True)
             if exp is not None and exp.timestamp() <= now
         ]
-        self.store.delete(dead)
+        self.store.purge(dead)  # best effort: a read never fails on a failed purge
 
 
 def _same_content(old: Memory, new: Memory) -> bool:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
+
+import numpy as np
 
 from engramdb._types import FloatMatrix
 from engramdb.config import Settings
@@ -12,7 +15,7 @@ from engramdb.errors import ValidationError
 from engramdb.records import (
     Memory,
     MemoryKind,
-    as_utc,
+    check_created_at,
     check_id,
     check_metadata,
     check_name,
@@ -20,7 +23,14 @@ from engramdb.records import (
     new_id,
 )
 
-__all__ = ["ADD_FIELDS", "check_importance", "kind_of", "prepare", "ttl_seconds"]
+__all__ = [
+    "ADD_FIELDS",
+    "MAX_TTL_SECONDS",
+    "check_importance",
+    "kind_of",
+    "prepare",
+    "ttl_seconds",
+]
 
 ADD_FIELDS = frozenset(
     {"text", "kind", "session", "metadata", "importance", "created_at", "ttl", "parent", "vector"}
@@ -39,23 +49,39 @@ def kind_of(value: object) -> MemoryKind:
         ) from None
 
 
+MAX_TTL_SECONDS = 100 * 365.25 * 86400
+"""The longest time to live (100 years); a memory that should never expire has ``ttl=None``."""
+
+
 def ttl_seconds(ttl: object) -> float | None:
     """A time to live in seconds (None: no expiry)."""
     if ttl is None:
         return None
-    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+    raw = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
+    if not _is_real(raw) or not float(raw) > 0:  # type: ignore[arg-type]
         raise ValidationError(f"ttl {ttl!r} must be a positive number of seconds or a timedelta")
-    return float(seconds)
+    seconds = float(raw)  # type: ignore[arg-type]
+    if not seconds <= MAX_TTL_SECONDS:  # also inf
+        raise ValidationError(
+            f"ttl {ttl!r} is longer than 100 years ({MAX_TTL_SECONDS:.0f} s); pass ttl=None "
+            "for a memory that never expires"
+        )
+    return seconds
+
+
+def _is_real(value: object) -> bool:
+    """A real number, numpy scalars included; not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
 def check_importance(value: object) -> float:
-    """An importance from 0 to 1."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """An importance from 0 to 1 (a Python or numpy number)."""
+    if not _is_real(value):
         raise ValidationError(f"importance {value!r} must be a number from 0 to 1")
-    if not 0.0 <= value <= 1.0:
+    number = float(value)  # type: ignore[arg-type]
+    if not 0.0 <= number <= 1.0:
         raise ValidationError(f"importance {value!r} is outside 0 to 1")
-    return float(value)
+    return number
 
 
 def prepare(
@@ -84,7 +110,8 @@ def prepare(
     unknown = set(item) - ADD_FIELDS
     if unknown:
         raise ValidationError(
-            f"unknown field(s) {sorted(unknown)} in memory; allowed: {sorted(ADD_FIELDS)}"
+            f"unknown field(s) {sorted(map(repr, unknown))} in memory; allowed: "
+            f"{sorted(ADD_FIELDS)}"
         )
     text = check_text(item.get("text"), max_bytes=settings.max_text_bytes)
     kind = kind_of(item.get("kind", default_kind))
@@ -94,8 +121,10 @@ def prepare(
     metadata = check_metadata(item.get("metadata"), max_bytes=settings.max_metadata_bytes)
     importance = item.get("importance")
     importance = 0.5 if importance is None else check_importance(importance)
-    created = item.get("created_at")
-    created = as_utc(created, field="created_at") if created is not None else now
+    given = item.get("created_at")
+    created = (
+        now if given is None else check_created_at(given, now=now, skew=settings.max_clock_skew)
+    )
     ttl = ttl_seconds(item.get("ttl"))
     if ttl is None and kind is MemoryKind.WORKING:
         ttl = settings.working_ttl_seconds
@@ -107,7 +136,7 @@ def prepare(
     vector = item.get("vector")
     vec = check_vector(vector) if vector is not None else None
     memory = Memory(
-        id=new_id(created if item.get("created_at") is not None else None),
+        id=new_id(created if given is not None else None),
         agent=agent,
         kind=kind,
         text=text,

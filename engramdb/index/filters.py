@@ -107,7 +107,7 @@ def compile_filter(spec: Mapping[str, Any] | None) -> Predicate | None:
                     )
                 if op in ("$in", "$nin") and not isinstance(arg, list | tuple | set):
                     raise ValidationError(f"{op} on {key!r} takes a list, got {arg!r:.80}")
-                parts.append(_compare(key, fn, arg))
+                parts.append(_compare(key, fn, tuple(arg) if op in ("$in", "$nin") else arg))
         else:
             parts.append(_compare(key, OPERATORS["$eq"], cond))
     return _all(parts)

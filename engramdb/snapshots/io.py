@@ -20,6 +20,10 @@ and takes 80 bits of SHA-256 over (new agent, old id) for the rest, so parent an
 provenance links are rewritten consistently, and importing the same copy again
 with ``mode="merge"`` changes nothing.
 
+Memories dated before 1970 or more than ``Settings.max_clock_skew`` in the
+future are refused on import, as ``add`` refuses them (a snapshot made on a
+machine whose clock ran ahead imports once that time has passed).
+
 Expired memories are not exported. Texts are not re-checked against this
 store's ``max_text_bytes``: they were valid where they were written. The
 geometry is recorded but does not bind: Poincaré points are derived from the
@@ -31,6 +35,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +56,7 @@ from engramdb.errors import (
 )
 from engramdb.index.view import normalize_rows
 from engramdb.ports import EngineCore
-from engramdb.records import MemoryStatus, check_name, utcnow
+from engramdb.records import EARLIEST, MemoryStatus, check_name, utcnow
 from engramdb.snapshots.checks import (
     CROCKFORD,
     NOT_RECORDS,
@@ -315,6 +320,7 @@ def import_snapshot(
         with engine.mutex:
             engine.check_writable()
             data = _rows(engine, decoded, vectors, target, copied, reembed)
+            _check_times(data, path, engine.settings.max_clock_skew)
             report = _write(engine, data, target, mode)
             engine.invalidate(target)
         bar.update(1)
@@ -424,6 +430,32 @@ def _rows(
     # LanceDB writes many small batches faster than one large one (1.3 s against
     # 0.95 s for 100k rows here): slice, without copying, into batches of 1024.
     return pa.Table.from_batches(table.to_batches(max_chunksize=_WRITE_BATCH), schema=schema)
+
+
+def _check_times(data: pa.Table, path: Path, skew: timedelta) -> None:
+    """Refuse a snapshot whose memories are dated before 1970 or in the future.
+
+    The same rule as ``add``: one memory dated years ahead would make every
+    other memory of the agent look years old to recall and consolidation.
+    """
+    created = data.column("created_at")
+    if not len(created):
+        return
+    lo, hi = pc.min(created).as_py(), pc.max(created).as_py()
+    now = utcnow()
+    if lo is not None and lo < EARLIEST:
+        raise ValidationError(
+            f"snapshot {path} has memories dated {lo.isoformat()}, before {EARLIEST.date()}; "
+            "engramdb dates memories from 1970 on; nothing was imported"
+        )
+    if hi is not None and hi > now + skew:
+        n = pc.sum(pc.greater(created, pa.scalar(now + skew, created.type))).as_py()
+        raise ValidationError(
+            f"snapshot {path} has {n} memories dated in the future (up to {hi.isoformat()}, "
+            f"now is {now.isoformat(timespec='seconds')}; the limit is Settings.max_clock_skew "
+            f"= {skew}); import it once that time has passed, or on a machine whose clock is "
+            "right; nothing was imported"
+        )
 
 
 def _write(engine: EngineCore, data: pa.Table, agent: str, mode: str) -> dict[str, int]:

@@ -7,9 +7,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from engramdb.errors import StoreFormatError
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from engramdb.errors import StoreCorruptError, StoreFormatError
+from engramdb.store.guard import store_errors
 
 __all__ = ["META_FILE", "STORE_FORMAT", "read_meta", "write_meta"]
 
@@ -17,25 +21,67 @@ STORE_FORMAT = 1
 META_FILE = "engramdb.json"
 
 
+class _Embedder(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str
+    dim: int = Field(gt=0)
+    normalized: bool
+
+
+class _Meta(BaseModel):
+    """What a metadata file must hold; unknown keys are kept (newer minor additions)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: int = Field(ge=0)
+    embedder: _Embedder
+    space: Literal["euclidean", "poincare"] = "euclidean"
+
+
 def read_meta(root: Path) -> dict[str, Any] | None:
-    """The store's metadata file, or None for a new store."""
+    """The store's metadata file, or None for a new store.
+
+    Raises:
+        StoreFormatError: written by a newer engramdb.
+        StoreCorruptError: not JSON, or without the fields a store needs.
+    """
     path = root / META_FILE
-    if not path.exists():
-        return None
+    with store_errors(root, "read the metadata file"):
+        if not path.exists():
+            return None
+        raw = path.read_bytes()
     try:
-        meta: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise StoreFormatError(f"cannot read {path}: {exc}; the store is damaged") from exc
-    if meta.get("format", 0) > STORE_FORMAT:
-        raise StoreFormatError(
-            f"store {root} has format {meta.get('format')}, newer than this engramdb "
-            f"understands ({STORE_FORMAT}); upgrade engramdb"
-        )
-    return meta
+        meta = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreCorruptError(
+            f"store metadata {path} is not JSON ({exc}); the file is damaged: put back a copy "
+            "from a backup (it names the embedder and space the store was built with)"
+        ) from exc
+    if isinstance(meta, dict) and isinstance(meta.get("format"), int):
+        if meta["format"] > STORE_FORMAT:
+            raise StoreFormatError(
+                f"store {root} has format {meta['format']}, newer than this engramdb "
+                f"understands ({STORE_FORMAT}); upgrade engramdb"
+            )
+    try:
+        return _Meta.model_validate(meta).model_dump()
+    except pydantic.ValidationError as exc:
+        raise StoreCorruptError(
+            f"store metadata {path} is damaged ({exc.error_count()} problem(s), first: "
+            f"{'.'.join(map(str, exc.errors()[0]['loc'])) or 'value'}: {exc.errors()[0]['msg']}); "
+            "put back a copy from a backup (it names the embedder and space the store was "
+            "built with)"
+        ) from None
 
 
 def write_meta(root: Path, meta: dict[str, Any]) -> None:
     """Write the metadata file atomically: a temporary file, fsync, then rename."""
+    with store_errors(root, "write the metadata file"):
+        _write(root, meta)
+
+
+def _write(root: Path, meta: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=root, prefix=".meta-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:

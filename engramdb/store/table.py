@@ -27,15 +27,30 @@ import pyarrow as pa
 from lancedb.index import IvfPq
 
 from engramdb._types import FloatMatrix
-from engramdb.errors import StoreFormatError
+from engramdb.config import DEFAULT_COMPACT_EVERY, DEFAULT_VERSION_RETENTION_SECONDS
+from engramdb.errors import NotFoundError, ReadOnlyError, StoreCorruptError, StoreIOError
 from engramdb.records import Memory
+from engramdb.store.guard import guarded, store_errors
 from engramdb.store.schema import memories_to_arrow, schema
 
-__all__ = ["TABLE", "Commit", "MemoryTable"]
+__all__ = ["LANCE_DIR", "TABLE", "Commit", "MemoryTable", "table_dir", "table_exists"]
 
 log = logging.getLogger(__name__)
 
 TABLE = "memories"
+LANCE_DIR = "lance"
+_TIERS = (1_024, 8_192, 65_536)
+"""Fragment sizes (rows) of the compaction tiers; the last is the largest fragment written.
+
+A pass merges fragments below one tier's size only, so it rewrites at most about
+one top-tier fragment whatever the table's size. LanceDB's own ``optimize``
+targets 1M-row fragments, which below a million rows rewrites the whole table
+every time (``benchmarks/single_writes.py`` measures the difference).
+"""
+_FANOUT = 8
+"""Full fragments of one tier that make the next pass merge them into the tier above."""
+_CACHE_BYTES = 64 * 2**20
+"""Cap on each of LanceDB's index and metadata caches (unbounded by default)."""
 _IN_CHUNK = 2_000
 """Ids per ``id IN (...)`` predicate: keeps predicates a size the planner handles well."""
 
@@ -76,15 +91,37 @@ def agent_filter(agent: str) -> str:
     return f"agent = '{agent}'"
 
 
+def table_dir(root: Path) -> Path:
+    """Where the store's LanceDB table lives on disk."""
+    return root / LANCE_DIR / f"{TABLE}.lance"
+
+
+def table_exists(root: Path) -> bool:
+    """Whether the store's table directory is there (looked at, nothing created)."""
+    return table_dir(root).is_dir()
+
+
 class MemoryTable:
     """The LanceDB table that holds every memory of a store.
+
+    Opening never creates anything: :meth:`create` makes a new table (a writer,
+    under the store's lock), and a ``read_only`` table refuses every write,
+    compaction included.
 
     Args:
         root: The store directory.
         dim: Vector dimension.
+        read_only: Refuse writes (a reader in another process than the writer).
         compact_every: Commits between two automatic compactions.
-        retention: How long superseded versions are kept before cleanup
-            (readers in other processes may still be reading them).
+        retention: How long superseded versions are kept before cleanup. Readers
+            in other processes hold a version for one operation; one that takes
+            longer than this can find its files gone, and reads again at the
+            newest version (see :func:`~engramdb.store.guard.guarded`).
+        create: Make the table (empty); the caller holds the writer lock.
+
+    Raises:
+        NotFoundError: the store has no table and ``create`` is False.
+        StoreCorruptError: the table's files are there but cannot be opened.
     """
 
     def __init__(
@@ -92,41 +129,56 @@ class MemoryTable:
         root: Path,
         dim: int,
         *,
-        compact_every: int = 64,
-        retention: timedelta = timedelta(minutes=10),
+        read_only: bool = False,
+        compact_every: int = DEFAULT_COMPACT_EVERY,
+        retention: timedelta = timedelta(seconds=DEFAULT_VERSION_RETENTION_SECONDS),
+        create: bool = False,
     ) -> None:
         self.root = root
         self.dim = dim
+        self.read_only = read_only
         self.compact_every = compact_every
         self.retention = retention
-        self._db = lancedb.connect(str(root / "lance"))
         self._commits = 0
-        if TABLE in self._db.list_tables().tables:
+        if read_only and create:
+            raise ReadOnlyError(f"cannot create a table in store {root} opened read-only")
+        if not create and not table_exists(root):
+            raise NotFoundError(f"store {root} has no table at {table_dir(root)}")
+        with store_errors(root, "open the table"):
+            # LanceDB's caches grow with every version a handle sees unless capped.
+            session = lancedb.Session(
+                index_cache_size_bytes=_CACHE_BYTES, metadata_cache_size_bytes=_CACHE_BYTES
+            )
+            self._db = lancedb.connect(str(root / LANCE_DIR), session=session)
+            if create:
+                self.table = self._db.create_table(TABLE, schema=schema(dim))
+                return
             self.table = self._db.open_table(TABLE)
             found = self.table.schema.field("vector").type.list_size
-            if found != dim:
-                raise StoreFormatError(
-                    f"store {root} holds vectors of dim {found}, not {dim}; the metadata file "
-                    "and the table disagree: the store is damaged"
-                )
-        else:
-            self.table = self._db.create_table(TABLE, schema=schema(dim))
+        if found != dim:
+            raise StoreCorruptError(
+                f"store {root} holds vectors of dim {found}, not {dim}; the metadata file "
+                "and the table disagree: the store is damaged; restore it from a snapshot"
+            )
 
     # -- reads ---------------------------------------------------------------------------
 
+    @guarded("read the newest version")
     def refresh(self) -> None:
         """Move to the newest committed version (for readers in other processes)."""
         self.table.checkout_latest()  # type: ignore[no-untyped-call]
 
     @property
     def version(self) -> int:
-        return int(self.table.version)
+        with store_errors(self.root, "read the version"):
+            return int(self.table.version)
 
     @property
     def schema(self) -> pa.Schema:
         """The table's Arrow schema (the store's columns, the vector last)."""
         return self.table.schema
 
+    @guarded("read rows")
     def scan(self, where: str | None = None, *, columns: Sequence[str] | None = None) -> pa.Table:
         """Rows matching a SQL predicate (all rows if None), in storage order."""
         query = self.table.search()
@@ -147,13 +199,16 @@ class MemoryTable:
         ]
         return pa.concat_tables(parts) if parts else schema(self.dim).empty_table()
 
+    @guarded("list agents")
     def agents(self) -> list[str]:
         col = self.scan(columns=["agent"]).column("agent")
         return sorted(set(col.to_pylist()))
 
+    @guarded("count rows")
     def count(self, where: str | None = None) -> int:
         return int(self.table.count_rows(where))
 
+    @guarded("search vectors")
     def vector_search(
         self, vector: FloatMatrix, *, agent: str, limit: int
     ) -> tuple[list[str], list[float]]:
@@ -175,6 +230,7 @@ class MemoryTable:
         """Add new memories."""
         return self.add_rows(memories_to_arrow(memories, vectors, self.dim))
 
+    @guarded("add rows", write=True)
     def add_rows(self, rows: pa.Table) -> Commit:
         """Add rows already in the table's schema."""
         if not rows.num_rows:
@@ -202,6 +258,7 @@ class MemoryTable:
         """
         return self.merge(rows, delete_others_of=agent, always=True)
 
+    @guarded("write rows", write=True)
     def merge(
         self,
         data: pa.Table,
@@ -227,6 +284,7 @@ class MemoryTable:
         builder.execute(data)
         return self._committed(data.num_rows)
 
+    @guarded("delete rows", write=True)
     def delete(self, ids: Sequence[str]) -> Commit:
         if not ids:
             return Commit(self.version, 0)
@@ -234,30 +292,49 @@ class MemoryTable:
         self.table.delete(f"id IN ({quote_list(ids)})")
         return self._committed(len(ids))
 
+    def purge(self, ids: Sequence[str]) -> Commit | None:
+        """Delete rows that no reader should see anyway (expired), if the store lets us.
+
+        Best effort: on a full disk or a read-only mount the rows stay (every read
+        filters them out) and the failure is logged, so a read never fails
+        because a purge could not write. None when nothing was written.
+        """
+        try:
+            return self.delete(ids)
+        except (StoreIOError, ReadOnlyError) as exc:
+            log.warning("could not purge %d expired memories from %s: %s", len(ids), self.root, exc)
+            return None
+
     def _committed(self, rows: int) -> Commit:
         self._commits += 1
         if self._commits % self.compact_every == 0:
             self.compact()
         return Commit(self.version, rows)
 
+    @guarded("compact", write=True)
     def compact(self) -> None:
-        """Merge small fragments and drop superseded versions older than the retention.
+        """Merge small fragments in size tiers, then drop superseded untagged versions.
 
-        LanceDB refuses a cleanup that would reach a tagged version (a
-        checkpoint), so while checkpoints exist, cleanup stops short of the oldest
-        one: versions older than it are dropped when it is deleted.
+        A pass merges fragments below one tier's size (:data:`_TIERS`): below 1,024
+        rows usually, the next tier up once :data:`_FANOUT` fragments fill a tier,
+        so its cost does not grow with the table. Cleanup then drops versions
+        older than :attr:`retention`, except tagged ones (checkpoints) and the latest.
         """
-        self.table.optimize(cleanup_older_than=self._cleanup_horizon())
+        ds = self.table.to_lance()
+        rows = [f.metadata.physical_rows for f in ds.get_fragments()]
+        target = _TIERS[0]
+        for lower, upper in zip(_TIERS[-2::-1], _TIERS[:0:-1], strict=True):
+            if sum(lower <= r < upper for r in rows) >= _FANOUT:
+                target = upper
+                break
+        ds.optimize.compact_files(target_rows_per_fragment=target, num_threads=1)
+        if self.table.list_indices():
+            ds = self.table.to_lance()
+            ds.optimize.optimize_indices()  # fold new rows into the vector index
+        ds.cleanup_old_versions(older_than=self.retention, error_if_tagged_old_versions=False)
+        self.table.checkout_latest()  # type: ignore[no-untyped-call]
 
-    def _cleanup_horizon(self) -> timedelta:
-        tagged = set(self.tags().values())
-        if not tagged:
-            return self.retention
-        stamps = self.version_times()
-        oldest: datetime = min(stamps[v] for v in tagged if v in stamps)
-        age = datetime.now(UTC) - oldest + timedelta(minutes=1)
-        return max(self.retention, age)
-
+    @guarded("build the vector index", write=True)
     def ensure_vector_index(self, *, min_rows: int = 50_000) -> bool:
         """Give the table a LanceDB vector index (IVF_PQ, cosine) once it is large.
 
@@ -281,9 +358,11 @@ class MemoryTable:
 
     # -- versions and tags ---------------------------------------------------------------
 
+    @guarded("list versions")
     def versions(self) -> list[dict[str, Any]]:
         return list(self.table.list_versions())
 
+    @guarded("list versions")
     def version_times(self) -> dict[int, datetime]:
         """Commit time of each retained version, in UTC."""
         out = {}
@@ -294,16 +373,20 @@ class MemoryTable:
                 out[int(v["version"])] = stamp.astimezone(UTC) if stamp.tzinfo is None else stamp
         return out
 
+    @guarded("list tags")
     def tags(self) -> dict[str, int]:
         """Every tag of the table and the version it names."""
         return {tag: int(meta["version"]) for tag, meta in self.table.tags.list().items()}
 
+    @guarded("create a tag", write=True)
     def create_tag(self, tag: str, version: int) -> None:
         self.table.tags.create(tag, version)
 
+    @guarded("delete a tag", write=True)
     def delete_tag(self, tag: str) -> None:
         self.table.tags.delete(tag)
 
+    @guarded("read an old version")
     def scan_at(self, version: int, where: str | None = None) -> pa.Table:
         """Rows matching ``where`` as they were at ``version`` (this handle stays latest)."""
         handle = self._db.open_table(TABLE)
@@ -313,6 +396,7 @@ class MemoryTable:
             query = query.where(where)
         return query.limit(None).to_arrow()
 
+    @guarded("read what changed")
     def changes_since(self, version: int) -> Changes | None:
         """The rows written and whether rows were deleted after ``version``.
 
@@ -344,6 +428,7 @@ class MemoryTable:
 
         return Changes(rows=rows, deletes=deletes, vectors=vectors)
 
+    @guarded("read an old version")
     def count_at(self, version: int, where: str | None = None) -> int:
         handle = self._db.open_table(TABLE)
         handle.checkout(version)

@@ -74,9 +74,16 @@ def test_every_system_on_both_data_sets(
             assert "vector_no_access" in rows[variant]
         assert rows["engramdb-flat"]["text"]["n"] == 3
         assert "text" not in rows["engramdb-hnsw"]
+        # Hybrid and dense recall by text, side by side, with and without the embedding.
+        modes = rows["engramdb-flat"]["text_modes"]
+        for key in ("hybrid", "dense", "hybrid_search_only", "dense_search_only"):
+            assert modes[key]["n"] == 3 and modes[key]["p50"] > 0
+        assert modes["ratio_p50"] == modes["hybrid"]["p50"] / modes["dense"]["p50"]
     # One main table and one ratio table per data set.
     out = tmp_path / "results"
-    assert (out / "latency-latest.md").read_text().count("| engramdb-hnsw |") == 4
+    table = (out / "latency-latest.md").read_text()
+    assert table.count("| engramdb-hnsw |") == 4
+    assert table.count("hybrid against dense") == 2 and "| engramdb-flat | " in table
     assert len(record["figures"]["plots"]) == 2
     for png in record["figures"]["plots"]:
         assert Path(png).stat().st_size > 1000

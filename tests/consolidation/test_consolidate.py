@@ -203,7 +203,7 @@ def test_an_agent_whose_memories_all_expired_is_gone(engine: MemoryEngine) -> No
 
 
 def test_forgetting_archives_then_deletes_but_never_pinned(engine: MemoryEngine) -> None:
-    now = T0 + timedelta(days=3000)
+    now = T0  # in the past: created_at may not lie ahead of the wall clock
     years = lambda y: now - timedelta(days=365 * y)  # noqa: E731
     items = [
         {"text": "fresh", "created_at": now},
@@ -321,7 +321,7 @@ _agents = itertools.count()
 
 
 def _add(engine: MemoryEngine, agent: str, spec: list[dict[str, Any]]) -> dict[str, Memory]:
-    now = T0 + timedelta(days=2500)
+    now = T0  # in the past: created_at may not lie ahead of the wall clock
     items = [
         {
             "text": m["text"],
