@@ -26,6 +26,7 @@ from engramdb.cli.errors import cli_errors
 from engramdb.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
+    from engramdb.embeddings import Embedder
     from engramdb.engine import MemoryEngine
 
 __all__ = [
@@ -154,11 +155,15 @@ def store_root(store: Path | None) -> Path:
     return default_store_path()
 
 
-def _store_embedder(name: str) -> str:
-    # The bundled model is recorded by its model name; "minilm" loads it offline.
+def _store_embedder(meta: dict[str, Any]) -> Embedder:
+    """The store's own embedder, loaded only if the command embeds something."""
+    from engramdb.embeddings import DeferredEmbedder, EmbedderInfo, resolve_embedder
     from engramdb.embeddings.sentence import DEFAULT_MODEL_NAME
 
-    return "minilm" if name == DEFAULT_MODEL_NAME else name
+    info = EmbedderInfo(**meta["embedder"])
+    # The bundled model is recorded by its model name; "minilm" loads it offline.
+    spec = "minilm" if info[0] == DEFAULT_MODEL_NAME else info[0]
+    return DeferredEmbedder(info, lambda: resolve_embedder(spec))
 
 
 @contextmanager
@@ -186,7 +191,7 @@ def open_engine(
             f"no store at {root}; give --store DIR, or create one with "
             "engramdb add TEXT --agent NAME"
         )
-    spec = embedder or (_store_embedder(str(meta["embedder"]["name"])) if meta else "minilm")
+    spec: str | Embedder = embedder or (_store_embedder(meta) if meta else "minilm")
     space = str(meta.get("space", "euclidean")) if meta else "euclidean"
     with MemoryEngine.open(root, embedder=spec, space=space, read_only=read_only) as engine:
         yield engine

@@ -86,6 +86,7 @@ API_TO_CLI: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"mode='(\w+)'", r"--mode \1"),
         (r"agent='<new name>'|agent=\.\.\.", "--agent NEW_NAME"),
         (r"pass key=", "pass --key-file or --passphrase"),
+        (r"pass a local model directory", "give the model's directory with -e DIR"),
         (r"\(model=None\)", "(-e minilm)"),
         (r"close that engine first, or open this one with read_only=True",
          "let that process finish, then run this command again"),

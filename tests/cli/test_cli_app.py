@@ -74,6 +74,7 @@ def store(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_help_and_stats_import_no_model_and_no_hyperbolic_maths(
     store: Path, tmp_path: Path
 ) -> None:
@@ -97,6 +98,18 @@ def test_commands_use_the_stores_own_embedder(store: Path) -> None:
     stats = json.loads(cli("stats", "-s", str(store), "--json").stdout)
     assert stats["embedder"] == "hashing-64" and stats["agents"]["bot"]["active"] == 3
     assert "checkpoint 'v1'" in cli("checkpoint", "v1", "-a", "bot", "-s", str(store)).stdout
+
+
+def test_commands_that_embed_nothing_never_load_the_model(store: Path) -> None:
+    meta_file = store / "engramdb.json"
+    meta = json.loads(meta_file.read_text())
+    meta["embedder"]["name"] = "a-model-that-is-gone"  # say, a local path since moved
+    meta_file.write_text(json.dumps(meta))
+    stats = json.loads(cli("stats", "-s", str(store), "--json").stdout)
+    assert stats["embedder"] == "a-model-that-is-gone" and stats["agents"]["bot"]["total"] == 3
+    cli("checkpoint", "v1", "-a", "bot", "-s", str(store))
+    result = cli("recall", "x", "-a", "bot", "-s", str(store), code=7)
+    assert "a-model-that-is-gone" in result.stderr and "-e DIR" in result.stderr
 
 
 def test_another_embedder_is_refused_in_cli_terms(store: Path) -> None:
