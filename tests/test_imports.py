@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import engramdb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +34,7 @@ def loaded_after(code: str) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_the_package_and_the_cosine_engine_import_nothing_heavy(tmp_path: Path) -> None:
     assert loaded_after("import engramdb, engramdb.errors") == []
     store = tmp_path / "s"
