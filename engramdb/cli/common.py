@@ -1,6 +1,6 @@
 """What every command shares: the command group, the common options, opening the store.
 
-Imports only typer, rich and click: a command imports the engine when it runs.
+Imports only typer and engramdb's errors: a command imports the engine when it runs.
 Every command opens the store with the embedder and space that built it (read
 from its ``engramdb.json``) unless ``-e`` says otherwise. Short options mean
 one thing in every command: ``-a`` agent, ``-s`` store, ``-e`` embedder, ``-k``
@@ -100,8 +100,9 @@ app = typer.Typer(
     name="engramdb",
     cls=EngramGroup,
     help="A vector-memory engine for AI agents: write, recall, consolidate and carry memories.",
-    epilog="Exit codes: 0 done, 2 bad input, 3 not found, 4 store locked, 5 embedder "
-    "mismatch, 6 snapshot error, 7 model unavailable, 8 store format; see the README.",
+    epilog="Exit codes: 0 done, 1 partly failed, 2 bad input, 3 not found, 4 store locked, "
+    "5 embedder mismatch, 6 snapshot error, 7 model unavailable, 8 store format, "
+    "130 interrupted (see the README).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
