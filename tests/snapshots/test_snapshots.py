@@ -674,16 +674,9 @@ def test_import_killed_midway_leaves_one_whole_state(tmp_path: Path) -> None:
             states.append(dump(src, "bot"))
         snaps.append(str(tmp_path / f"{name}.egm"))
     rng = random.Random(7)
-    # The importer's storage layer makes a directory in $TMPDIR (.tmpXXXXXX, as Rust's
-    # tempfile names them) that a killed process cannot remove: give it one tmp_path owns.
-    (tmp_path / "tmp").mkdir()
-    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
     for _ in range(3):
         proc = subprocess.Popen(
-            [sys.executable, "-c", IMPORTER, str(store), *snaps],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
+            [sys.executable, "-c", IMPORTER, str(store), *snaps], stdout=subprocess.PIPE, text=True
         )
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
