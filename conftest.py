@@ -18,6 +18,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+MODEL_DOCTESTS = {"engramdb", "engramdb.embeddings.sentence.SentenceTransformerEmbedder"}
+"""Doctests that load the bundled model (the package's example opens the default embedder)."""
+
 BOT_MEMORIES = (
     "The user prefers window seats",
     "The user is vegetarian",
@@ -45,3 +48,19 @@ def _doctest_store(
         engine.add_many(list(BOT_MEMORIES), agent="bot", kind="semantic")
         namespace.update(engine=engine, other=other, engramdb=engramdb)
         yield
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.DoctestItem) and item.name in MODEL_DOCTESTS:
+            item.add_marker(pytest.mark.model)
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _caches_in_basetemp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Importing sentence-transformers makes torch create $TMPDIR/torchinductor_<user>;
+    # inside pytest's base directory it goes when the run ends, with everything else.
+    os.environ.setdefault(
+        "TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "torchinductor")
+    )

@@ -11,19 +11,26 @@ Example:
     ['Alice moved to Lisbon in May']
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from engramdb._version import __version__
-from engramdb.config import ScoringWeights, Settings
-from engramdb.consolidation import ConsolidationPolicy, ConsolidationReport
-from engramdb.embeddings import Embedder, HashingEmbedder, SentenceTransformerEmbedder
-from engramdb.engine import Hit, Memory, MemoryEngine, MemoryKind, MemoryStatus
-from engramdb.errors import (
-    EmbedderMismatchError,
-    EngramError,
-    NotFoundError,
-    StoreLockedError,
-    ValidationError,
-)
-from engramdb.snapshots.io import read_snapshot_manifest
+
+if TYPE_CHECKING:
+    from engramdb.config import ScoringWeights, Settings
+    from engramdb.consolidation import ConsolidationPolicy, ConsolidationReport
+    from engramdb.embeddings import Embedder, HashingEmbedder, SentenceTransformerEmbedder
+    from engramdb.engine import Hit, Memory, MemoryEngine, MemoryKind, MemoryStatus
+    from engramdb.errors import (
+        EmbedderMismatchError,
+        EngramError,
+        NotFoundError,
+        StoreLockedError,
+        ValidationError,
+    )
+    from engramdb.snapshots.io import read_snapshot_manifest
 
 __all__ = [
     "ConsolidationPolicy",
@@ -46,3 +53,40 @@ __all__ = [
     "__version__",
     "read_snapshot_manifest",
 ]
+
+# Where each public name lives. The package imports none of them up front, so
+# ``import engramdb.errors`` (or the CLI's ``--help``) does not pay for LanceDB,
+# FAISS and pydantic; the first use of a name imports its module (PEP 562).
+_HOMES = {
+    "ConsolidationPolicy": "engramdb.consolidation",
+    "ConsolidationReport": "engramdb.consolidation",
+    "Embedder": "engramdb.embeddings",
+    "EmbedderMismatchError": "engramdb.errors",
+    "EngramError": "engramdb.errors",
+    "HashingEmbedder": "engramdb.embeddings",
+    "Hit": "engramdb.engine",
+    "Memory": "engramdb.engine",
+    "MemoryEngine": "engramdb.engine",
+    "MemoryKind": "engramdb.engine",
+    "MemoryStatus": "engramdb.engine",
+    "NotFoundError": "engramdb.errors",
+    "ScoringWeights": "engramdb.config",
+    "SentenceTransformerEmbedder": "engramdb.embeddings",
+    "Settings": "engramdb.config",
+    "StoreLockedError": "engramdb.errors",
+    "ValidationError": "engramdb.errors",
+    "read_snapshot_manifest": "engramdb.snapshots.io",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'engramdb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

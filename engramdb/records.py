@@ -11,6 +11,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -281,6 +282,11 @@ def check_id(value: object) -> str:
     return value
 
 
+def _shorten(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 class Memory(CheckedModel):
     """One memory: immutable, validated, JSON-serializable.
 
@@ -346,6 +352,15 @@ class Memory(CheckedModel):
         """Pinned memories (importance 1.0 or ``metadata['pinned']``) are never forgotten."""
         return self.importance >= 1.0 or bool(self.metadata.get("pinned"))
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # One line: who and what, the text shortened; model_dump() has every field.
+        yield "id", self.id
+        yield "agent", self.agent
+        yield "kind", self.kind.value
+        if self.status is not MemoryStatus.ACTIVE:
+            yield "status", self.status.value
+        yield "text", _shorten(self.text)
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
@@ -381,6 +396,11 @@ class Hit:
     relevance: float = 0.0
     group: str | None = None
     group_score: float | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Hit(score={self.score:.3f}, similarity={self.similarity:.3f}, memory={self.memory!r})"
+        )
 
     @property
     def covers(self) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +16,18 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point the default data directory at tmp_path and keep everything offline."""
+    """Point the default data directory at tmp_path and keep everything offline.
+
+    The temporary directory too: what the test, its libraries and its child
+    processes put in $TMPDIR goes when tmp_path goes, even from a process the test
+    kills (LanceDB's storage layer leaves a .tmpXXXXXX behind when killed mid-write).
+    """
     monkeypatch.setenv("ENGRAMDB_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
 
 
 @pytest.fixture

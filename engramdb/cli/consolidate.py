@@ -13,45 +13,26 @@ import contextlib
 import hashlib
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from engramdb.cli.app import StoreOption, app, console, err_console
-from engramdb.cli.errors import exit_code
-from engramdb.config import default_store_path
-from engramdb.consolidation import ConsolidationPolicy
-from engramdb.consolidation.report import STEPS, AgentReport, ProgressEvent
-from engramdb.consolidation.run import run_consolidation
-from engramdb.engine import MemoryEngine
-from engramdb.errors import EngramError, StoreLockedError
-from engramdb.store.meta import read_meta
+from engramdb.cli.common import EmbedderOption, StoreOption, app, open_engine, store_root
+from engramdb.cli.errors import FAILED, cli_message, fail
+from engramdb.cli.output import Column, err_console, print_json, print_table
+from engramdb.errors import EngramError, ValidationError
+
+if TYPE_CHECKING:
+    from engramdb.consolidation import AgentReport, ConsolidationPolicy
+    from engramdb.engine import MemoryEngine
 
 __all__ = ["JOURNAL", "consolidate"]
 
 JOURNAL = ".consolidate-journal.json"
 """File in the store directory listing the agents an unfinished run has done."""
-_FAILED_EXIT = 1
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
-
-
-def _embedder_of(root: Path, given: str | None) -> str:
-    """The embedder to open the store with: the one given, or the one that built it."""
-    if given:
-        return given
-    meta = read_meta(root) if root.is_dir() else None
-    name = str(meta["embedder"]["name"]) if meta else "minilm"
-    return "minilm" if name == "all-MiniLM-L6-v2" else name
 
 
 class Journal:
@@ -92,8 +73,8 @@ def _run_key(selection: list[str] | None, policy_source: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _mb(n: int) -> str:
-    return f"{n / 2**20:.2f}"
+def _mb(before: int, after: int) -> str:
+    return f"{before / 2**20:.1f}->{after / 2**20:.1f}"
 
 
 def _row(agent: str, status: str, report: AgentReport | None, error: str | None) -> dict[str, Any]:
@@ -105,84 +86,79 @@ def _row(agent: str, status: str, report: AgentReport | None, error: str | None)
     return out
 
 
-def _summary(rows: list[dict[str, Any]], dry_run: bool) -> Table:
-    title = "consolidation (dry run: nothing written)" if dry_run else "consolidation"
-    table = Table(
-        title=title, caption="merged, gists: new memories (members); forgot: archived/deleted"
-    )
-    table.add_column("agent", overflow="fold", min_width=8)
-    table.add_column("status", min_width=7)
-    for name in ("active", "merged", "gists", "forgot", "expired", "MB", "s"):
-        table.add_column(name, justify="right", no_wrap=True)
+SUMMARY = (
+    Column("agent"),
+    Column("status"),
+    *(Column(name, numeric=True) for name in ("active", "merged", "gists", "forgot", "expired")),
+    Column("MB", numeric=True),
+)
+"""The summary's columns; seconds go in the note, everything is in ``--json``."""
+
+
+def _print_summary(rows: list[dict[str, Any]], dry_run: bool) -> None:
+    cells = []
     for r in rows:
         if "active_before" in r:
-            table.add_row(
-                r["agent"],
-                r["status"],
-                f"{r['active_before']}->{r['active_after']}",
-                f"{r['groups_merged']} ({r['duplicates_archived']})",
-                f"{r['gists']} ({r['clustered']})",
-                f"{r['forgotten']}/{r['deleted']}",
-                str(r["expired"]),
-                f"{_mb(r['bytes_before'])}->{_mb(r['bytes_after'])}",
-                f"{r['seconds']:.1f}",
+            cells.append(
+                [
+                    r["agent"],
+                    r["status"],
+                    f"{r['active_before']}->{r['active_after']}",
+                    f"{r['groups_merged']} ({r['duplicates_archived']})",
+                    f"{r['gists']} ({r['clustered']})",
+                    f"{r['forgotten']}/{r['deleted']}",
+                    str(r["expired"]),
+                    _mb(r["bytes_before"], r["bytes_after"]),
+                ]
             )
         else:
-            table.add_row(r["agent"], r["status"], *[""] * 7)
-    return table
+            cells.append([r["agent"], r["status"], *[""] * 6])
+    seconds = sum(r.get("seconds", 0.0) for r in rows)
+    print_table(
+        SUMMARY,
+        cells,
+        title="consolidation (dry run: nothing written)" if dry_run else "consolidation",
+        note=f"merged, gists: new memories (members); forgot: archived/deleted; {seconds:.1f} s",
+    )
 
 
 @app.command("consolidate")
 def consolidate(
     all_agents: Annotated[bool, typer.Option("--all", help="Every agent in the store.")] = False,
     agents: Annotated[
-        list[str] | None, typer.Option("--agent", "-a", help="An agent (repeat for several).")
+        list[str] | None,
+        typer.Option("--agent", "-a", metavar="NAME", help="An agent (repeat for several)."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report what would change; write nothing.")
     ] = False,
     policy_file: Annotated[
-        Path | None, typer.Option("--policy", help="A ConsolidationPolicy as JSON or TOML.")
+        Path | None,
+        typer.Option("--policy", metavar="FILE", help="A ConsolidationPolicy as JSON or TOML."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     restart: Annotated[
         bool, typer.Option("--restart", help="Ignore an interrupted run's journal.")
     ] = False,
     store: StoreOption = None,
-    embedder: Annotated[
-        str | None,
-        typer.Option("--embedder", "-e", help="Default: the embedder that built the store."),
-    ] = None,
+    embedder: EmbedderOption = None,
 ) -> None:
     """Consolidate agents' memories: expire, merge duplicates, write gists, forget.
 
     Each agent is written in one commit, so an interrupted run leaves every agent
     either as it was or consolidated; run the same command again to finish it.
     """
+    from engramdb.consolidation import ConsolidationPolicy
+
     if all_agents == bool(agents):
-        raise _fail("give either --all or one or more --agent NAME", 2)
+        raise ValidationError("give either --all or one or more --agent NAME")
     policy_source = ""
     policy = ConsolidationPolicy()
     if policy_file is not None:
-        try:
-            policy = ConsolidationPolicy.from_file(policy_file)
-            policy_source = policy_file.read_text(encoding="utf-8")
-        except (EngramError, OSError) as exc:
-            raise _fail(str(exc), 2) from None
-    root = Path(store) if store is not None else default_store_path()
-    if not (root / "engramdb.json").exists():
-        raise _fail(f"no store at {root}; give --store with the directory of an engramdb store", 3)
-    try:
-        engine = MemoryEngine.open(root, embedder=_embedder_of(root, embedder))
-    except StoreLockedError as exc:
-        raise _fail(
-            f"another process holds the writer lock of {root}, so nothing was consolidated "
-            f"({exc}). Let that writer finish, then run this command again.",
-            exit_code(exc),
-        ) from None
-    except EngramError as exc:
-        raise _fail(str(exc), exit_code(exc)) from None
-    with engine:
+        policy = ConsolidationPolicy.from_file(policy_file)
+        policy_source = policy_file.read_text(encoding="utf-8")
+    root = store_root(store)
+    with open_engine(store, embedder) as engine:
         selection = None if all_agents else list(dict.fromkeys(agents or []))
         names = engine.agents() if selection is None else selection
         journal = Journal(root, _run_key(selection, policy_source))
@@ -197,19 +173,18 @@ def consolidate(
     if not dry_run and not failed:
         journal.clear()
     if as_json:
-        out = {"dry_run": dry_run, "store": str(root), "failed": len(failed), "agents": rows}
-        sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
+        print_json({"dry_run": dry_run, "store": str(root), "failed": len(failed), "agents": rows})
     else:
-        console.print(_summary(rows, dry_run))
+        _print_summary(rows, dry_run)
     for r in failed:
-        err_console.print(f"[red]{r['agent']} failed:[/red] {r['error']}")
+        err_console.print(f"{r['agent']} failed: {r['error']}", markup=False)
     if failed:
-        err_console.print(
-            f"[red]{len(failed)} of {len(rows)} agent(s) failed[/red]: "
+        fail(
+            f"{len(failed)} of {len(rows)} agent(s) failed: "
             + ", ".join(r["agent"] for r in failed)
-            + ("; run the same command again to retry them" if not dry_run else "")
+            + ("; run the same command again to retry them" if not dry_run else ""),
+            FAILED,
         )
-        raise typer.Exit(_FAILED_EXIT)
 
 
 def _run(
@@ -221,6 +196,11 @@ def _run(
     journal: Journal,
     quiet: bool,
 ) -> list[dict[str, Any]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from engramdb.consolidation.report import STEPS, ProgressEvent
+    from engramdb.consolidation.run import run_consolidation
+
     rows: list[dict[str, Any]] = []
     columns = (
         TextColumn("{task.description}"),
@@ -249,7 +229,11 @@ def _run(
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # one agent failing must not stop the batch
-                error = str(exc) if isinstance(exc, EngramError) else f"{type(exc).__name__}: {exc}"
+                error = (
+                    cli_message(str(exc))
+                    if isinstance(exc, EngramError)
+                    else f"{type(exc).__name__}: {exc}"
+                )
                 rows.append(_row(name, "failed", None, error))
                 bars.update(task, description=f"  {name}: [red]failed[/red]")
             else:

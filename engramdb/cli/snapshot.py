@@ -10,56 +10,44 @@ without being asked.
 
 from __future__ import annotations
 
-import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Literal, get_args
 
 import typer
-from rich.table import Table
 
-from engramdb.cli.app import StoreOption, app, console, err_console, open_engine
-from engramdb.cli.errors import exit_code
-from engramdb.engine.checkpoints import (
-    create_checkpoint,
-    delete_checkpoint,
-    list_checkpoints,
-    rollback_checkpoint,
+from engramdb.cli.common import (
+    AgentOption,
+    EmbedderOption,
+    JsonOption,
+    StoreOption,
+    app,
+    open_engine,
+    require_agent,
 )
-from engramdb.errors import EngramError
-from engramdb.snapshots.format import manifest_json
-from engramdb.snapshots.io import (
-    MODES,
-    export_snapshot,
-    import_snapshot,
-    read_snapshot_manifest,
-    verify_snapshot,
-)
+from engramdb.cli.output import Column, print_fields, print_json, print_table
+from engramdb.errors import NotFoundError, ValidationError
 
-__all__ = ["read_key_file"]
+__all__ = ["MODES", "VECTORS", "read_key_file"]
 
-Embedder = Annotated[
-    str, typer.Option("--embedder", "-e", help="'minilm', 'hashing' or a model name/path.")
-]
-Agent = Annotated[str, typer.Option("--agent", "-a", help="Whose memory.")]
+Vectors = Literal["float32", "float16", "int8"]
+"""Vector encodings of a snapshot (as :data:`engramdb.snapshots.codecs.VECTOR_CODECS`)."""
+Mode = Literal["fail", "replace", "merge"]
+"""Import modes (as :data:`engramdb.snapshots.io.MODES`)."""
+VECTORS: tuple[str, ...] = get_args(Vectors)
+MODES: tuple[str, ...] = get_args(Mode)
+
 KeyFile = Annotated[
     Path | None,
-    typer.Option("--key-file", help="File with a 32-byte key (raw, or 64 hex characters)."),
+    typer.Option(
+        "--key-file", metavar="FILE", help="File with a 32-byte key (raw, or 64 hex characters)."
+    ),
 ]
 Passphrase = Annotated[
     bool, typer.Option("--passphrase", help="Prompt for a passphrase (input hidden).")
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _fail(exc: EngramError) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(exit_code(exc))
-
-
-def _usage(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(2)
+CheckpointName = Annotated[str, typer.Argument(metavar="NAME", help="Checkpoint name.")]
 
 
 def read_key_file(path: Path) -> bytes:
@@ -67,7 +55,7 @@ def read_key_file(path: Path) -> bytes:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise _usage(f"cannot read key file {path}: {exc.strerror}") from None
+        raise ValidationError(f"cannot read key file {path}: {exc.strerror}") from None
     if len(raw) == 32:
         return raw
     text = raw.strip()
@@ -76,7 +64,7 @@ def read_key_file(path: Path) -> bytes:
             return bytes.fromhex(text.decode("ascii"))
         except (UnicodeDecodeError, ValueError):
             pass
-    raise _usage(
+    raise ValidationError(
         f"key file {path} holds {len(raw)} bytes; it must hold 32 raw bytes or 64 hex "
         "characters (make one with: head -c 32 /dev/urandom > KEYFILE)"
     )
@@ -84,7 +72,7 @@ def read_key_file(path: Path) -> bytes:
 
 def _key(key_file: Path | None, passphrase: bool, *, confirm: bool) -> bytes | str | None:
     if key_file is not None and passphrase:
-        raise _usage("give --key-file or --passphrase, not both")
+        raise ValidationError("give --key-file or --passphrase, not both")
     if key_file is not None:
         return read_key_file(key_file)
     if passphrase:
@@ -97,24 +85,24 @@ def _prompt(*, confirm: bool) -> str:
     return value
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB"):
+        if n < 1000:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    return str(n)
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
 @app.command("export")
 def export_cmd(
-    path: Annotated[Path, typer.Argument(help="Snapshot file to write.")],
-    agent: Agent,
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Snapshot file to write.")],
+    agent: AgentOption,
     vectors: Annotated[
-        str, typer.Option("--vectors", help="float32 (exact), float16 or int8 (smallest).")
+        Vectors,
+        typer.Option(
+            "--vectors",
+            help="float32 is exact, float16 half the size, int8 the smallest.",
+        ),
     ] = "float32",
     no_archived: Annotated[
         bool, typer.Option("--no-archived", help="Leave out archived memories.")
@@ -122,15 +110,18 @@ def export_cmd(
     key_file: KeyFile = None,
     passphrase: Passphrase = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite PATH.")] = False,
-    as_json: AsJson = False,
+    as_json: JsonOption = False,
     store: StoreOption = None,
-    embedder: Embedder = "minilm",
+    embedder: EmbedderOption = None,
 ) -> None:
     """Write AGENT's whole memory to one verifiable (optionally encrypted) file."""
+    from engramdb.snapshots.io import export_snapshot
+
     if path.exists() and not force:
-        raise _usage(f"{path} exists; pass --force to overwrite it")
+        raise ValidationError(f"{path} exists; pass --force to overwrite it")
     key = _key(key_file, passphrase, confirm=True)
     with open_engine(store, embedder, read_only=True) as engine:
+        require_agent(engine, agent)
         info = export_snapshot(
             engine,
             path,
@@ -141,20 +132,10 @@ def export_cmd(
             progress=sys.stderr.isatty(),
         )
     if as_json:
-        _print_json(
-            {
-                "path": str(info.path),
-                "agent": info.agent,
-                "memories": info.memories,
-                "bytes": info.bytes,
-                "sha256": info.sha256,
-                "vectors": info.vectors,
-                "encrypted": info.encrypted,
-            }
-        )
+        print_json({k: v for k, v in asdict(info).items() if k != "manifest"})
         return
     sealed = ", encrypted" if info.encrypted else ""
-    console.print(
+    typer.echo(
         f"exported {info.memories} memories of {info.agent!r} to {info.path} "
         f"({_size(info.bytes)}, {info.vectors}{sealed})\nsha256 {info.sha256}"
     )
@@ -162,35 +143,39 @@ def export_cmd(
 
 @app.command("import")
 def import_cmd(
-    path: Annotated[Path, typer.Argument(help="Snapshot file to read.")],
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Snapshot file to read.")],
     agent: Annotated[
         str | None,
-        typer.Option("--agent", "-a", help="Import as this agent (a copy with new ids)."),
+        typer.Option(
+            "--agent", "-a", metavar="NAME", help="Import as this agent (a copy with new ids)."
+        ),
     ] = None,
     mode: Annotated[
-        str, typer.Option("--mode", "-m", help="fail (if the agent has memories), replace, merge.")
+        Mode,
+        typer.Option(
+            "--mode",
+            "-m",
+            help="If the agent has memories: fail, replace them, or merge.",
+        ),
     ] = "fail",
     reembed: Annotated[
         bool, typer.Option("--reembed", help="Embed the texts again with this store's embedder.")
     ] = False,
     key_file: KeyFile = None,
     passphrase: Passphrase = False,
-    as_json: AsJson = False,
+    as_json: JsonOption = False,
     store: StoreOption = None,
-    embedder: Embedder = "minilm",
+    embedder: EmbedderOption = None,
 ) -> None:
     """Restore an agent (or a copy under another name) from a snapshot file."""
-    if mode not in MODES:
-        raise _usage(f"--mode {mode!r} is not one of {', '.join(MODES)}")
+    from engramdb.snapshots.io import import_snapshot, read_snapshot_manifest
+
     key = _key(key_file, passphrase, confirm=False)
     if key is None:
-        try:
-            manifest = read_snapshot_manifest(path)
-        except EngramError as exc:
-            raise _fail(exc) from None
+        manifest = read_snapshot_manifest(path)
         if manifest.encryption is not None and manifest.encryption.kdf == "scrypt":
             key = _prompt(confirm=False)
-    with open_engine(store, embedder) as engine:
+    with open_engine(store, embedder, create=True) as engine:
         report = import_snapshot(
             engine,
             path,
@@ -201,10 +186,10 @@ def import_cmd(
             progress=sys.stderr.isatty(),
         )
     if as_json:
-        _print_json({k: getattr(report, k) for k in report.__dataclass_fields__})
+        print_json(asdict(report))
         return
     copy = f" (a copy of {report.source_agent!r})" if report.copied else ""
-    console.print(
+    typer.echo(
         f"imported into {report.agent!r}{copy}: {report.added} added, {report.updated} "
         f"updated, {report.unchanged} unchanged, {report.removed} removed"
     )
@@ -212,76 +197,93 @@ def import_cmd(
 
 @app.command("snapshot-info")
 def snapshot_info_cmd(
-    path: Annotated[Path, typer.Argument(help="Snapshot file.")],
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Snapshot file.")],
     verify: Annotated[
         bool, typer.Option("--verify", help="Check every part's hash (and rows, if readable).")
     ] = False,
     key_file: KeyFile = None,
     passphrase: Passphrase = False,
-    as_json: AsJson = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Print what a snapshot holds (needs no key; an encrypted one shows only its envelope)."""
+    from engramdb.snapshots.io import read_snapshot_manifest, verify_snapshot
+    from engramdb.snapshots.manifest import manifest_json
+
     key = _key(key_file, passphrase, confirm=False)
-    try:
-        manifest = (verify_snapshot if verify else read_snapshot_manifest)(path, key=key)
-    except EngramError as exc:
-        raise _fail(exc) from None
+    manifest = (verify_snapshot if verify else read_snapshot_manifest)(path, key=key)
     if as_json:
-        _print_json({**manifest_json(manifest), "verified": verify})
+        print_json({**manifest_json(manifest), "verified": verify})
         return
-    table = Table("field", "value", show_header=False)
-    table.add_row("file", f"{path} ({_size(manifest.bytes)})")
-    table.add_row("format", str(manifest.format))
-    table.add_row("sha256", manifest.sha256)
     enc = manifest.encryption
-    table.add_row("encryption", "none" if enc is None else f"{enc.scheme}, key from {enc.kdf}")
+    if enc is None:
+        sealing = "none"
+    else:
+        sealing = f"{enc.scheme}, " + ("passphrase (scrypt)" if enc.kdf == "scrypt" else "key file")
+    fields = [
+        ("file", f"{path} ({_size(manifest.bytes)})"),
+        ("format", str(manifest.format)),
+        ("sha256", manifest.sha256),
+        ("encryption", sealing),
+    ]
     if manifest.sealed:
-        table.add_row("content", "sealed: pass --passphrase or --key-file to see it")
+        fields.append(("content", "sealed: pass --passphrase or --key-file to see it"))
     else:
         content = manifest.content
-        table.add_row("agent", content.agent)
-        table.add_row("created", str(manifest.created_at))
-        table.add_row("engine", f"engramdb {manifest.engine_version}")
-        table.add_row("embedder", f"{content.embedder.name} (dim {content.embedder.dim})")
-        table.add_row("space", str(manifest.space))
-        table.add_row("vectors", content.vectors.encoding)
-        table.add_row("memories", str(content.counts.total))
-        for kind, n in content.counts.kinds.items():
-            table.add_row(f"  {kind}", str(n))
-        for status, n in content.counts.statuses.items():
-            table.add_row(f"  {status}", str(n))
-        for part in manifest.parts:
-            table.add_row(
-                f"part {part.name}", f"{part.rows} rows, {_size(part.bytes)}, {part.codec}"
-            )
-    table.add_row("verified", "every hash" if verify else "header and manifest")
-    console.print(table)
+        fields += [
+            ("agent", content.agent),
+            ("created", str(manifest.created_at)),
+            ("engine", f"engramdb {manifest.engine_version}"),
+            ("embedder", f"{content.embedder.name} (dim {content.embedder.dim})"),
+            ("space", str(manifest.space)),
+            ("vectors", content.vectors.encoding),
+            ("memories", str(content.counts.total)),
+            *((f"  {kind}", str(n)) for kind, n in content.counts.kinds.items()),
+            *((f"  {status}", str(n)) for status, n in content.counts.statuses.items()),
+            *(
+                (f"part {p.name}", f"{p.rows} rows, {_size(p.bytes)}, {p.codec}")
+                for p in manifest.parts
+            ),
+        ]
+    fields.append(("verified", "every hash" if verify else "header and manifest"))
+    print_fields(fields)
 
 
 @app.command("checkpoint")
 def checkpoint_cmd(
-    name: Annotated[str, typer.Argument(help="Checkpoint name.")],
-    agent: Agent,
+    name: CheckpointName,
+    agent: AgentOption,
+    as_json: JsonOption = False,
     store: StoreOption = None,
-    embedder: Embedder = "minilm",
+    embedder: EmbedderOption = None,
 ) -> None:
     """Name the current state of AGENT's memory, to roll back to later."""
+    from engramdb.engine.checkpoints import create_checkpoint
+
     with open_engine(store, embedder) as engine:
         cp = create_checkpoint(engine, agent=agent, name=name)
-    console.print(f"checkpoint {cp.name!r} of {cp.agent!r}: {cp.memories} memories")
+    if as_json:
+        print_json(asdict(cp))
+        return
+    typer.echo(f"checkpoint {cp.name!r} of {cp.agent!r}: {cp.memories} memories")
 
 
 @app.command("rollback")
 def rollback_cmd(
-    name: Annotated[str, typer.Argument(help="Checkpoint name.")],
-    agent: Agent,
+    name: CheckpointName,
+    agent: AgentOption,
+    as_json: JsonOption = False,
     store: StoreOption = None,
-    embedder: Embedder = "minilm",
+    embedder: EmbedderOption = None,
 ) -> None:
     """Restore AGENT's memory to a checkpoint (other agents untouched)."""
+    from engramdb.engine.checkpoints import rollback_checkpoint
+
     with open_engine(store, embedder) as engine:
         report = rollback_checkpoint(engine, agent=agent, name=name)
-    console.print(
+    if as_json:
+        print_json(asdict(report))
+        return
+    typer.echo(
         f"rolled {agent!r} back to {name!r}: {report.memories} memories "
         f"({report.removed} fewer than before)"
     )
@@ -289,41 +291,49 @@ def rollback_cmd(
 
 @app.command("checkpoints")
 def checkpoints_cmd(
-    agent: Agent,
-    as_json: AsJson = False,
+    agent: AgentOption,
+    as_json: JsonOption = False,
     store: StoreOption = None,
-    embedder: Embedder = "minilm",
+    embedder: EmbedderOption = None,
 ) -> None:
     """List AGENT's checkpoints, oldest first."""
+    from engramdb.engine.checkpoints import list_checkpoints
+
     with open_engine(store, embedder, read_only=True) as engine:
         found = list_checkpoints(engine, agent=agent)
+        if not found and agent not in engine.agents():
+            raise NotFoundError(
+                f"agent {agent!r} has no memories and no checkpoints in {engine.path}; "
+                "engramdb stats lists the agents"
+            )
     if as_json:
-        _print_json(
-            [
-                {
-                    "name": c.name,
-                    "version": c.version,
-                    "created_at": c.created_at,
-                    "memories": c.memories,
-                }
-                for c in found
-            ]
-        )
+        print_json([{k: v for k, v in asdict(c).items() if k != "agent"} for c in found])
         return
-    table = Table("name", "created", "memories", "version")
-    for c in found:
-        table.add_row(c.name, str(c.created_at), str(c.memories), str(c.version))
-    console.print(table)
+    print_table(
+        [
+            Column("name"),
+            Column("created"),
+            Column("memories", numeric=True),
+            Column("version", numeric=True),
+        ],
+        (
+            [c.name, f"{c.created_at:%Y-%m-%d %H:%M:%S}" if c.created_at else "?",
+             str(c.memories), str(c.version)]
+            for c in found
+        ),
+    )  # fmt: skip
 
 
 @app.command("checkpoint-delete")
 def checkpoint_delete_cmd(
-    name: Annotated[str, typer.Argument(help="Checkpoint name.")],
-    agent: Agent,
+    name: CheckpointName,
+    agent: AgentOption,
     store: StoreOption = None,
-    embedder: Embedder = "minilm",
+    embedder: EmbedderOption = None,
 ) -> None:
     """Delete a checkpoint (its disk space is freed at a later compaction)."""
+    from engramdb.engine.checkpoints import delete_checkpoint
+
     with open_engine(store, embedder) as engine:
         delete_checkpoint(engine, agent=agent, name=name)
-    console.print(f"deleted checkpoint {name!r} of {agent!r}")
+    typer.echo(f"deleted checkpoint {name!r} of {agent!r}")

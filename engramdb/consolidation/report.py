@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -90,10 +90,26 @@ class AgentReport:
         out.update(active_before=self.active_before, active_after=self.active_after)
         return out
 
+    def __repr__(self) -> str:
+        return (
+            f"AgentReport(agent={self.agent!r}, active={self.active_before}->"
+            f"{self.active_after}, merged={self.groups_merged}, gists={self.gists}, "
+            f"forgotten={self.forgotten}, deleted={self.deleted}, expired={self.expired})"
+        )
+
 
 @dataclass(frozen=True)
 class ConsolidationReport:
-    """The report of a pass: one :class:`AgentReport` per agent, in order."""
+    """The report of a pass: one :class:`AgentReport` per agent, in order.
+
+    Iterating gives each agent's report; ``report[name]`` finds one, ``name in
+    report`` says whether the pass covered it, and ``len(report)`` counts them.
+
+    Example:
+        >>> report = engine.consolidate(agent="bot", dry_run=True)
+        >>> [r.agent for r in report], len(report), "bot" in report
+        (['bot'], 1, True)
+    """
 
     agents: tuple[AgentReport, ...]
     dry_run: bool
@@ -104,7 +120,26 @@ class ConsolidationReport:
         for report in self.agents:
             if report.agent == agent:
                 return report
-        raise NotFoundError(f"no agent {agent!r} in this report")
+        raise NotFoundError(
+            f"no agent {agent!r} in this report; it covers {[r.agent for r in self.agents]}"
+        )
+
+    def __iter__(self) -> Iterator[AgentReport]:
+        return iter(self.agents)
+
+    def __len__(self) -> int:
+        return len(self.agents)
+
+    def __contains__(self, agent: object) -> bool:
+        return any(r.agent == agent for r in self.agents)
+
+    def __repr__(self) -> str:
+        names = [r.agent for r in self.agents]
+        shown = names if len(names) <= 5 else [*names[:5], f"... {len(names) - 5} more"]
+        return (
+            f"ConsolidationReport(agents={shown}, active={self.active_before}->"
+            f"{self.active_after}, dry_run={self.dry_run}, seconds={self.seconds:.2f})"
+        )
 
     @property
     def changed(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engramdb.embeddings.base import CachedEmbedder, Embedder, EmbedderInfo
+from engramdb.embeddings.deferred import DeferredEmbedder
 from engramdb.embeddings.hashing import HashingEmbedder
 from engramdb.embeddings.sentence import (
     DEFAULT_MODEL_NAME,
@@ -16,6 +17,7 @@ from engramdb.errors import ValidationError
 __all__ = [
     "DEFAULT_MODEL_NAME",
     "CachedEmbedder",
+    "DeferredEmbedder",
     "Embedder",
     "EmbedderInfo",
     "HashingEmbedder",

@@ -2,21 +2,31 @@
 
 Points live in the Poincaré ball of curvature ``-c`` (radius ``1/sqrt(c)``);
 every maths function takes ``c`` explicitly.
+
+The names below load on first use (PEP 562): the k-NN indexes need only numpy
+and FAISS, while the ball's maths and training import torch and geoopt, which a
+cosine store never needs.
 """
 
-from engramdb.hyperbolic.ball import (
-    boundary_margin,
-    distance,
-    expmap0,
-    from_hyperboloid,
-    logmap0,
-    pairwise_distance,
-    project,
-    to_hyperboloid,
-)
-from engramdb.hyperbolic.index import PoincareFlatIndex, PoincareHNSWIndex, SearchResult
-from engramdb.hyperbolic.metrics import reconstruction_metrics
-from engramdb.hyperbolic.train import fit_euclidean, fit_poincare
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engramdb.hyperbolic.ball import (
+        boundary_margin,
+        distance,
+        expmap0,
+        from_hyperboloid,
+        logmap0,
+        pairwise_distance,
+        project,
+        to_hyperboloid,
+    )
+    from engramdb.hyperbolic.index import PoincareFlatIndex, PoincareHNSWIndex, SearchResult
+    from engramdb.hyperbolic.metrics import reconstruction_metrics
+    from engramdb.hyperbolic.train import fit_euclidean, fit_poincare
 
 __all__ = [
     "PoincareFlatIndex",
@@ -34,3 +44,38 @@ __all__ = [
     "reconstruction_metrics",
     "to_hyperboloid",
 ]
+
+_HOMES = {
+    **dict.fromkeys(
+        (
+            "boundary_margin",
+            "distance",
+            "expmap0",
+            "from_hyperboloid",
+            "logmap0",
+            "pairwise_distance",
+            "project",
+            "to_hyperboloid",
+        ),
+        "engramdb.hyperbolic.ball",
+    ),
+    **dict.fromkeys(
+        ("PoincareFlatIndex", "PoincareHNSWIndex", "SearchResult"), "engramdb.hyperbolic.index"
+    ),
+    "reconstruction_metrics": "engramdb.hyperbolic.metrics",
+    "fit_euclidean": "engramdb.hyperbolic.train",
+    "fit_poincare": "engramdb.hyperbolic.train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'engramdb.hyperbolic' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engramdb.snapshots.manifest import SnapshotManifest
@@ -22,7 +22,8 @@ class SnapshotInfo:
         sha256: The file's root hash (see :mod:`engramdb.snapshots.format`).
         vectors: The vector encoding.
         encrypted: Whether it is sealed with a key or passphrase.
-        manifest: The full manifest.
+        manifest: The full manifest (left out of the repr: an int8 file's
+            manifest holds a float per dimension).
     """
 
     path: Path
@@ -32,7 +33,7 @@ class SnapshotInfo:
     sha256: str
     vectors: str
     encrypted: bool
-    manifest: SnapshotManifest
+    manifest: SnapshotManifest = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)

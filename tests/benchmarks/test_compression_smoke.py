@@ -78,6 +78,7 @@ def test_budget_recall_charges_each_memory_its_turns(compression: ModuleType) ->
     assert (recall, read) == (1.0, 2)
 
 
+@pytest.mark.slow
 def test_the_benchmark_runs_and_writes_its_record(
     compression: ModuleType, tiny_locomo: Path, out_dir: Path, tmp_path: Path
 ) -> None:

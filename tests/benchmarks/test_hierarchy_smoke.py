@@ -22,6 +22,7 @@ def closure_csv(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_hierarchy_benchmark_smoke(
     bench: Callable[[str], ModuleType], closure_csv: Path, out_dir: Path
 ) -> None:

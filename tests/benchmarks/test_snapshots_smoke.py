@@ -7,7 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 
+
+@pytest.mark.slow
 def test_snapshot_benchmark_smoke(bench: Callable[[str], ModuleType], out_dir: Path) -> None:
     script = bench("snapshots")
     out = out_dir

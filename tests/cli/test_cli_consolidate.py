@@ -167,7 +167,7 @@ def test_another_writer_holding_the_lock_is_reported(store_path: Path) -> None:
     with MemoryEngine.open(store_path, embedder="hashing"):
         result = invoke(store_path, "--all")
     assert result.exit_code == 4
-    assert "another process holds the writer lock" in result.stderr
+    assert "open for writing in another process" in result.stderr
     assert "run this command again" in result.stderr
 
 

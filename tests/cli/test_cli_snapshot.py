@@ -61,6 +61,7 @@ def test_export_import_round_trip(store: Path, tmp_path: Path) -> None:
     run("export", str(snap), "-a", "bot", "--force", *opts(store))
 
 
+@pytest.mark.slow  # scrypt, twice
 def test_passphrase_prompts(store: Path, tmp_path: Path) -> None:
     snap = tmp_path / "sealed.egm"
     out = run("export", str(snap), "-a", "bot", "--passphrase", *opts(store), input="pw\npw\n")

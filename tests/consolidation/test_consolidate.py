@@ -335,6 +335,7 @@ def _add(engine: MemoryEngine, agent: str, spec: list[dict[str, Any]]) -> dict[s
     return {m.id: m for m in engine.add_many(items, agent=agent)}
 
 
+@pytest.mark.slow
 @settings(
     max_examples=30,
     deadline=None,

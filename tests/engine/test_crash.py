@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from engramdb import MemoryEngine
 
 WRITER = """
@@ -24,6 +26,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_sigkill_during_add_many_loses_no_acknowledged_write(tmp_path: Path) -> None:
     store = tmp_path / "store"
     proc = subprocess.Popen(

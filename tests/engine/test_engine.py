@@ -187,6 +187,7 @@ def test_access_is_recorded_in_batches(engine: MemoryEngine) -> None:
     assert stored == [3]
 
 
+@pytest.mark.slow
 def test_recall_is_reproducible_across_processes(store_path: Path) -> None:
     with MemoryEngine.open(store_path, embedder="hashing") as eng:
         eng.add_many([f"note {i} about topic {i % 7}" for i in range(200)], agent="a")
@@ -212,6 +213,7 @@ def test_bring_your_own_vector(engine: MemoryEngine) -> None:
         engine.recall([0.1, 0.2, 0.3], agent="v")
 
 
+@pytest.mark.slow
 def test_second_writer_is_refused(store_path: Path) -> None:
     with MemoryEngine.open(store_path, embedder="hashing") as eng:
         eng.add("x", agent="a")

@@ -104,6 +104,7 @@ def test_distance_rank_is_exact_poincare_knn(tree) -> None:
     np.testing.assert_allclose(sorted(brute)[: len(dists)], dists, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_refine_learns_depths_from_structure(tree) -> None:
     eng, ids = tree
     depths = eng.refine_hierarchy(agent="a", dim=3)
@@ -125,6 +126,7 @@ def test_euclidean_space_refuses_ball_only_options(engine: MemoryEngine, store_p
         MemoryEngine.open(store_path, embedder="hashing", space="poincare")
 
 
+@pytest.mark.slow
 def test_distance_rank_follows_refined_depths(tree) -> None:
     eng, ids = tree
     eng.recall("knee pain", agent="a", k=5, rank="distance", record_access=False)

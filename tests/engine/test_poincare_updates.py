@@ -190,6 +190,7 @@ def test_a_single_add_moves_points_in_place(store_path: Path) -> None:
         assert back.distances[0, 0] == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_hnsw_index_after_churn_keeps_recall(store_path: Path) -> None:
     rng = np.random.default_rng(2)
     centres = rng.normal(size=(30, DIM))

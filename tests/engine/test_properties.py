@@ -33,6 +33,7 @@ op = st.one_of(
 MODES = ("hybrid", "dense", "lexical")
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(op, min_size=1, max_size=12), text)
 def test_any_sequence_survives_reopen(ops: list[tuple], query: str) -> None:

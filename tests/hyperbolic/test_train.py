@@ -159,6 +159,7 @@ def test_default_temperature_follows_the_dimension() -> None:
     assert default_temperature(11) == pytest.approx(0.1)
 
 
+@pytest.mark.slow
 def test_temperature_keeps_points_nearer_the_origin() -> None:
     # The plain loss (T = 1) keeps pushing points outwards, in 5-d onto the
     # projection margin on larger hierarchies; the default temperature (1/4 at

@@ -38,6 +38,7 @@ def data20k() -> tuple[np.ndarray, np.ndarray, FlatIndex]:
     return x, queries, exact
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "make", [lambda x: HNSWIndex(128), lambda x: IVFIndex(128, x)], ids=["hnsw", "ivf"]
 )
@@ -55,7 +56,7 @@ def test_approximate_recall_on_20k(
     assert allowed[labels[labels >= 0]].all()
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", pytest.param("hnsw", marks=pytest.mark.slow), "ivf"])
 def test_removed_vectors_never_come_back(kind: str) -> None:
     x = clustered(3000, 32, seed=3)
     labels = np.arange(len(x), dtype=np.int64)

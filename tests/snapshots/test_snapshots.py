@@ -336,6 +336,7 @@ _items = st.lists(
 )  # fmt: skip
 
 
+@pytest.mark.slow
 @settings(
     max_examples=8,
     deadline=None,
@@ -379,7 +380,9 @@ def test_round_trip_property(items: list[dict[str, Any]], links: st.DataObject) 
 # -- encryption ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", [KEY, "correct horse battery staple"])
+@pytest.mark.parametrize(
+    "key", [KEY, pytest.param("correct horse battery staple", marks=pytest.mark.slow)]
+)
 def test_encrypted_round_trip_and_nothing_leaks(engine, other, tmp_path, key):
     fill(engine, agent="secret-agent")
     path = tmp_path / "sealed.egm"
@@ -415,6 +418,7 @@ def test_wrong_and_missing_keys(engine: MemoryEngine, other: MemoryEngine, tmp_p
 # -- every way a file can be wrong -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_flipped_byte_is_refused(engine: MemoryEngine, small: Path, tmp_path):
     data = small.read_bytes()
     _, envelope, segments = parse(small)
@@ -456,6 +460,7 @@ def small_sealed(engine: MemoryEngine, tmp_path: Path) -> tuple[Path, bytes]:
     return tmp_path / "damaged.egm", path.read_bytes()
 
 
+@pytest.mark.slow
 def test_truncation_at_any_point_is_refused(engine: MemoryEngine, small: Path, tmp_path):
     data = small.read_bytes()
     _, envelope, segments = parse(small)
