@@ -45,10 +45,37 @@ def cli_blocks() -> list[list[list[str]]]:
     return blocks
 
 
+SERVERS = frozenset({"serve", "mcp"})
+"""Commands that run until stopped: the server block is checked by ``--help``, not run."""
+
+
+def server_blocks() -> list[list[list[str]]]:
+    return [b for b in cli_blocks() if any(args[0] in SERVERS for args in b)]
+
+
+def command_blocks() -> list[list[list[str]]]:
+    return [b for b in cli_blocks() if not any(args[0] in SERVERS for args in b)]
+
+
 def test_the_readme_has_a_cli_example() -> None:
-    assert len(cli_blocks()) == 1
-    commands = {args[0] for args in cli_blocks()[0]}
+    assert len(command_blocks()) == 1
+    commands = {args[0] for args in command_blocks()[0]}
     assert {"add", "recall", "stats", "consolidate", "export", "checkpoint"} <= commands
+
+
+def test_the_readme_server_commands_exist() -> None:
+    from typer.testing import CliRunner
+
+    from engramdb.cli.app import app
+
+    runner = CliRunner()
+    (block,) = server_blocks()
+    for args in block:
+        command = args[: 2 if args[0] == "keys" else 1]
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0, f"engramdb {shlex.join(command)} --help: {result.output}"
+        for flag in (a for a in args if a.startswith("--")):
+            assert flag in result.output, f"engramdb {shlex.join(command)} has no {flag}"
 
 
 @pytest.mark.model
@@ -60,7 +87,7 @@ def test_readme_cli_block_runs_in_order(tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    for args in cli_blocks()[0]:
+    for args in command_blocks()[0]:
         result = runner.invoke(app, args)
         assert result.exit_code == 0, f"engramdb {shlex.join(args)}: {result.output}"
     assert (tmp_path / "home" / "default" / "engramdb.json").is_file()
