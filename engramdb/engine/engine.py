@@ -14,7 +14,6 @@ against the engine through the :class:`~engramdb.ports.EngineCore` port.
 from __future__ import annotations
 
 import builtins
-import json
 import logging
 import threading
 import time
@@ -28,7 +27,6 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from engramdb._types import FloatMatrix
 from engramdb.config import Settings, default_store_path
 from engramdb.consolidation.policy import ConsolidationPolicy
 from engramdb.consolidation.report import ConsolidationReport, ProgressCallback
@@ -46,7 +44,8 @@ from engramdb.engine.checkpoints import (
 from engramdb.engine.recall import Recall, RecallQuery
 from engramdb.engine.vectors import Vectorizer
 from engramdb.engine.views import ViewRegistry
-from engramdb.engine.writes import check_importance, kind_of, prepare
+from engramdb.engine.writer import Writer
+from engramdb.engine.writes import kind_of
 from engramdb.errors import (
     EngramError,
     NotFoundError,
@@ -56,22 +55,18 @@ from engramdb.errors import (
 )
 from engramdb.index.hierarchy import ancestors
 from engramdb.index.vector import INDEX_KINDS
-from engramdb.index.view import normalize_rows
 from engramdb.records import (
     Hit,
     Memory,
     MemoryKind,
-    check_metadata,
     check_name,
-    check_text,
     check_where,
-    utcnow,
 )
 from engramdb.snapshots.info import ImportReport, SnapshotInfo
 from engramdb.store.guard import check_store_path, store_errors
 from engramdb.store.lock import WriterLock
 from engramdb.store.opening import open_table
-from engramdb.store.table import MemoryTable, agent_filter, empty_vectors
+from engramdb.store.table import MemoryTable
 
 __all__ = ["SPACES", "MemoryEngine"]
 
@@ -123,6 +118,7 @@ class MemoryEngine:
             store, dim=embedder.dim, index_kind=index, settings=settings, read_only=read_only
         )
         self._access = AccessLog(store, self._views, flush_every=settings.access_flush_every)
+        self._writer = Writer(store, self._views, self._vectors, self._access, settings=settings)
         self._recall = Recall(
             self._views,
             self._vectors,
@@ -409,85 +405,9 @@ class MemoryEngine:
             )
         with self._mutex:
             self._check_open(write=True)
-            check_name(agent, what="agent")
-            default_kind = kind_of(kind)
-            if session is not None:
-                check_name(session, what="session")
-            now = utcnow()
-            prepared: list[tuple[Memory, FloatMatrix | None]] = []
-            ids: set[str] = set()
-
-            def check_parent(parent: str) -> None:
-                if parent not in ids:
-                    self._views.find(parent, agent)
-
-            for i, raw in enumerate(items):
-                item = {"text": raw} if isinstance(raw, str) else raw
-                if not isinstance(item, Mapping):
-                    raise ValidationError(
-                        f"item {i} is {type(raw).__name__} {raw!r:.60}; pass a str or a dict"
-                    )
-                try:
-                    memory, vec = prepare(
-                        item,
-                        agent=agent,
-                        default_kind=default_kind,
-                        default_session=session,
-                        now=now,
-                        settings=self._settings,
-                        check_vector=self._vectors.check,
-                        check_parent=check_parent,
-                    )
-                except ValidationError as exc:
-                    raise ValidationError(f"item {i}: {exc}") from None
-                prepared.append((memory, vec))
-                ids.add(memory.id)
-            if not prepared:
-                return []
-            memories, vectors = self._embed_prepared(prepared, progress=progress)
-            self._store.append(memories, vectors)
-            view = self._views.loaded(agent)
-            if view is not None:
-                view.add(memories, vectors)
-            if any(m.kind is MemoryKind.WORKING for m in memories):
-                self._evict_working(agent)
-            return memories
-
-    def _embed_prepared(
-        self, prepared: Sequence[tuple[Memory, FloatMatrix | None]], *, progress: bool
-    ) -> tuple[builtins.list[Memory], FloatMatrix]:
-        """Embed the memories that brought no vector; every vector as a unit row."""
-        todo = [i for i, (_, vec) in enumerate(prepared) if vec is None]
-        texts = [prepared[i][0].text for i in todo]
-        vectors = np.empty((len(prepared), self._embedder.dim), dtype=np.float32)
-        embedded = self._vectors.embed(texts, progress=progress)
-        chunks = self._vectors.chunk_counts(texts)
-        memories = [m for m, _ in prepared]
-        for j, i in enumerate(todo):
-            vectors[i] = embedded[j]
-            if chunks[j] > 1:
-                memories[i] = memories[i].model_copy(update={"chunks": chunks[j]})
-        for i, (_, vec) in enumerate(prepared):
-            if vec is not None:
-                vectors[i] = vec
-        return memories, normalize_rows(vectors)
-
-    def _evict_working(self, agent: str) -> None:
-        """Keep at most ``working_capacity`` working memories per (agent, session)."""
-        view = self._views.get(agent)
-        by_session: dict[str | None, list[Memory]] = {}
-        for m in view.records.values():
-            if m.kind is MemoryKind.WORKING:
-                by_session.setdefault(m.session, []).append(m)
-        evict: list[str] = []
-        cap = self._settings.working_capacity
-        for group in by_session.values():
-            if len(group) > cap:
-                group.sort(key=lambda m: (m.created_at, m.id))
-                evict.extend(m.id for m in group[: len(group) - cap])
-        if evict:
-            self._store.delete(evict)
-            view.remove(evict)
+            return self._writer.add_many(
+                items, agent=agent, kind=kind, session=session, progress=progress
+            )
 
     def update(
         self,
@@ -501,30 +421,9 @@ class MemoryEngine:
         """Change a memory's text (re-embedded), metadata (replaced) or importance."""
         with self._mutex:
             self._check_open(write=True)
-            old = self._views.find(memory_id, agent)
-            changes: dict[str, Any] = {"updated_at": max(utcnow(), old.updated_at)}
-            if text is not None:
-                changes["text"] = check_text(text, max_bytes=self._settings.max_text_bytes)
-            if metadata is not None:
-                changes["metadata"] = check_metadata(
-                    metadata, max_bytes=self._settings.max_metadata_bytes
-                )
-            if importance is not None:
-                changes["importance"] = check_importance(importance)
-            view = self._views.loaded(old.agent)
-            if view is not None and old.id in view.records:
-                old = view.current(old.id)
-            if text is None:
-                new = old.model_copy(update=changes)
-                self._replace_records([new])
-                return new
-            changes["chunks"] = self._vectors.chunk_counts([text])[0]
-            new = old.model_copy(update=changes)
-            vector = self._vectors.embed([new.text])
-            self._store.upsert([new], vector)
-            if view is not None:
-                view.add([new], vector)
-            return new
+            return self._writer.update(
+                memory_id, agent=agent, text=text, metadata=metadata, importance=importance
+            )
 
     def replace_records(self, memories: Sequence[Memory]) -> None:
         """Store new values of existing memories whose text (so vector) is unchanged.
@@ -533,55 +432,19 @@ class MemoryEngine:
         """
         with self._mutex:
             self._check_open(write=True)
-            self._replace_records(memories)
-
-    def _replace_records(self, memories: Sequence[Memory]) -> None:
-        if not memories:
-            return
-        data = pa.table(
-            {
-                "id": [m.id for m in memories],
-                "metadata": [json.dumps(m.metadata, sort_keys=True) for m in memories],
-                "importance": pa.array([m.importance for m in memories], pa.float64()),
-                "updated_at": pa.array([m.updated_at for m in memories], _TS),
-                "last_accessed_at": pa.array([m.last_accessed_at for m in memories], _TS),
-                "access_count": pa.array([m.access_count for m in memories], pa.int64()),
-                "expires_at": pa.array([m.expires_at for m in memories], _TS),
-                "parent_id": pa.array([m.parent_id for m in memories], pa.string()),
-                "source_ids": pa.array(
-                    [list(m.source_ids) for m in memories], pa.list_(pa.string())
-                ),
-                "status": [m.status.value for m in memories],
-            }
-        )
-        self._store.update_columns(data)
-        for m in memories:
-            view = self._views.loaded(m.agent)
-            if view is not None and m.id in view.records:
-                view.set_record(m)
+            self._writer.replace_records(memories)
 
     def delete(self, memory_id: str, *, agent: str | None = None) -> None:
         """Delete a memory for good (archive it with consolidation to keep it findable)."""
         with self._mutex:
             self._check_open(write=True)
-            found = self._views.find(memory_id, agent)
-            self._store.delete([found.id])
-            self._access.forget(found.id)
-            view = self._views.loaded(found.agent)
-            if view is not None:
-                view.remove([found.id])
+            self._writer.delete(memory_id, agent=agent)
 
     def delete_agent(self, agent: str) -> int:
         """Delete every memory of an agent in one commit; returns how many were deleted."""
         with self._mutex:
             self._check_open(write=True)
-            check_name(agent, what="agent")
-            n = self._store.count(agent_filter(agent))
-            if n:
-                self._store.replace_agent(agent, [], empty_vectors(self._embedder.dim))
-            self._views.invalidate(agent)
-            self._access.forget(agent=agent)
-            return n
+            return self._writer.delete_agent(agent)
 
     # -- reading -------------------------------------------------------------------------
 
