@@ -11,27 +11,20 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from engramdb.errors import EngramError, NotFoundError, StoreLockedError, ValidationError
+from engramdb.cli.errors import cli_errors
+from engramdb.errors import EngramError, ValidationError
 
 if TYPE_CHECKING:
     from engramdb import MemoryEngine
 
-__all__ = ["EXIT_CODES", "register"]
+__all__ = ["register"]
 
-EXIT_CODES: dict[type[EngramError], int] = {
-    ValidationError: 2,
-    NotFoundError: 3,
-    StoreLockedError: 4,
-}
-"""Exit codes, as the rest of the CLI uses them; 1 for any other engine error."""
 
 Store = Annotated[
     Path | None, typer.Option("--store", "-s", help="Store directory (default: the user data dir).")
@@ -39,16 +32,6 @@ Store = Annotated[
 EmbedderOpt = Annotated[
     str, typer.Option("--embedder", "-e", help="'minilm', 'hashing' or a model name/path.")
 ]
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except EngramError as exc:
-        code = next((EXIT_CODES[c] for c in type(exc).__mro__ if c in EXIT_CODES), 1)
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code) from None
 
 
 def _warm_in_background(engine: MemoryEngine) -> None:
@@ -90,7 +73,7 @@ def serve(
     from engramdb.server.config import ServerConfig, is_loopback
     from engramdb.server.keys import load_keys
 
-    with _errors():
+    with cli_errors():
         if keys is None and not is_loopback(host):
             raise ValidationError(
                 f"refusing to serve on {host!r} without keys: anyone who can reach it could "
@@ -149,7 +132,7 @@ def mcp(
     from engramdb.server.schemas import NAME_PATTERN
     from engramdb.server.service import MemoryService
 
-    with _errors():
+    with cli_errors():
         if not re.fullmatch(NAME_PATTERN, agent):
             raise ValidationError(
                 f"agent name {agent!r} is not allowed; use 1 to 128 letters, digits or '-_.:@'"
@@ -173,7 +156,7 @@ def keys_add(
     """Add a key to FILE and print it once: the file keeps only its SHA-256."""
     from engramdb.server.keys import add_key
 
-    with _errors():
+    with cli_errors():
         key = add_key(
             file,
             name=name,
