@@ -110,11 +110,12 @@ def fresh(path: Path) -> Path:
 
 
 def ingest(engine: MemoryEngine) -> int:
-    """Write each agent's sessions and notes, a week apart, ending today."""
+    """Write each agent's sessions and notes, a week apart, the last one this morning."""
     written = 0
     for agent in AGENTS:
         sessions = SESSIONS[agent]
-        start = datetime.now(UTC) - timedelta(days=7 * (len(sessions) - 1))
+        # The last session ends before now: times in the future are refused.
+        start = datetime.now(UTC) - timedelta(days=7 * (len(sessions) - 1), hours=1)
         for s, (turns, notes) in enumerate(zip(sessions, NOTES[agent], strict=True)):
             when = start + timedelta(days=7 * s)
             session = f"session-{s + 1}"
