@@ -13,11 +13,13 @@ the script at a copy.
 Each conversation is one agent; each turn one episodic memory, rendered
 ``{speaker} said, "{text}"`` (plus `` [shares {caption}]`` when the turn shared an
 image), with its session (``session_N``), speaker and ``dia_id`` as metadata and its
-session's date as ``created_at``. For every question and k in (5, 10, 25), recall@k
-is the fraction of the question's evidence turns (ids matched with ``D\\d+:\\d+``)
-found in the top k (questions without evidence count as 1.0), averaged over
-questions, overall and per category; at turn level, and at session level (the
-share of the evidence's sessions among the k sessions returned).
+session's date plus one second per turn before it as ``created_at`` (so that a
+session's turns are ordered by time, which the lexical context follows). For every
+question and k in (5, 10, 25), recall@k is the fraction of the question's evidence
+turns (ids matched with ``D\\d+:\\d+``) found in the top k (questions without
+evidence count as 1.0), averaged over questions, overall and per category; at turn
+level, and at session level (the share of the evidence's sessions among the k
+sessions returned).
 
 Systems, all in one run on the same rendered turns:
 
@@ -61,6 +63,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -214,10 +217,13 @@ def ingest_engramdb(convs: Sequence[Conversation], root: Path) -> dict[str, Any]
                 "text": memory_text(t),
                 "session": f"session_{t.session}",
                 "metadata": {"dia_id": t.dia_id, "speaker": t.speaker},
-                "created_at": s.date,
+                # One second apart: the turns of a session keep their order by time, the
+                # order the lexical context follows (memories dated alike fall back to
+                # their ids, which need not follow the order they were added in).
+                "created_at": s.date + timedelta(seconds=i),
             }
             for s in conv.sessions
-            for t in s.turns
+            for i, t in enumerate(s.turns)
         ]
         with MemoryEngine.open(root / conv.sample_id, embedder=shared_embedder()) as engine:
             engine.add_many(items, agent=conv.sample_id)
