@@ -10,8 +10,9 @@ cosine store never needs.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from engramdb._lazy import lazy_names
 
 if TYPE_CHECKING:
     from engramdb.hyperbolic.ball import (
@@ -68,14 +69,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'engramdb.hyperbolic' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names("engramdb.hyperbolic", _HOMES, globals(), __all__)

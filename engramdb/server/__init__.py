@@ -8,8 +8,9 @@ Names load on first use, so ``engramdb mcp`` (stdio) does not import FastAPI and
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from engramdb._lazy import lazy_names
 
 if TYPE_CHECKING:
     from engramdb.server.app import create_app
@@ -28,8 +29,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'engramdb.server' has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+__getattr__, __dir__ = lazy_names("engramdb.server", _HOMES, globals(), __all__)
