@@ -246,6 +246,8 @@ class _IdGenerator:
         self._lock = threading.Lock()
         self._last_ms = -1
         self._last_rand = 0
+        self._dated_ms = -1
+        self._dated_rand = 0
 
     def __call__(self, at: datetime | None = None) -> str:
         with self._lock:
@@ -254,21 +256,28 @@ class _IdGenerator:
             # (refused on input, possible in old stores) takes the nearest end, so
             # ids still sort by time instead of wrapping round.
             ms = min(max(ms, 0), _MAX_MS)
-            if (at is None and ms <= self._last_ms) or ms == self._last_ms:
-                # Same millisecond as the last id (or, for now, a clock that went
-                # back): count up, so a batch dated alike keeps its order.
-                ms = self._last_ms
-                rand = self._last_rand + 1
-            else:
-                rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
-            if at is None or ms >= self._last_ms:
+            if at is None:
+                if ms <= self._last_ms:  # same millisecond, or a clock that went back
+                    ms, rand = self._last_ms, self._last_rand + 1
+                else:
+                    rand = _random_tail()
                 self._last_ms, self._last_rand = ms, rand
+            else:
+                # Dated ids count up within a millisecond too, whatever the date, so
+                # a batch of memories dated alike keeps the order it was given in.
+                rand = self._dated_rand + 1 if ms == self._dated_ms else _random_tail()
+                self._dated_ms, self._dated_rand = ms, rand
             value = (ms << 80) | (rand & ((1 << 80) - 1))
         chars = []
         for _ in range(26):
             chars.append(_CROCKFORD[value & 31])
             value >>= 5
         return "".join(reversed(chars))
+
+
+def _random_tail() -> int:
+    # 79 random bits: room to count up within a millisecond without overflowing 80.
+    return int.from_bytes(os.urandom(10), "big") >> 1
 
 
 new_id = _IdGenerator()

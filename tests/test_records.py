@@ -128,3 +128,16 @@ def test_bad_update_is_refused_and_store_unchanged(engine: MemoryEngine) -> None
             engine.update(m.id, **kwargs)
     assert _snapshot(engine) == before
     assert engine.get(m.id).metadata == {"a": 1}
+
+
+def test_ids_dated_alike_keep_their_order_whatever_came_before() -> None:
+    from datetime import UTC, datetime
+
+    from engramdb.records import new_id
+
+    later, earlier = datetime(2024, 6, 1, tzinfo=UTC), datetime(2023, 6, 1, tzinfo=UTC)
+    first = [new_id(later) for _ in range(20)]
+    second = [new_id(earlier) for _ in range(20)]  # dated before the last batch
+    third = [new_id(later) for _ in range(20)]  # back to a millisecond seen before
+    assert first == sorted(first) and second == sorted(second) and third == sorted(third)
+    assert second[-1] < first[0]
