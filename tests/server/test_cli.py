@@ -18,9 +18,10 @@ def _app() -> typer.Typer:
 
 
 def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
+    # Refused before anything binds; 192.0.2.10 is a documentation address (RFC 5737).
     result = CliRunner().invoke(
         _app(),
-        ["serve", "--store", str(tmp_path / "s"), "--host", "0.0.0.0", "--embedder", "hashing"],
+        ["serve", "--store", str(tmp_path / "s"), "--host", "192.0.2.10", "--embedder", "hashing"],
     )
     assert result.exit_code == 2
     assert "without keys" in result.output and "--keys" in result.output
