@@ -257,10 +257,8 @@ def checkpoint_cmd(
     embedder: EmbedderOption = None,
 ) -> None:
     """Name the current state of AGENT's memory, to roll back to later."""
-    from engramdb.engine.checkpoints import create_checkpoint
-
     with open_engine(store, embedder) as engine:
-        cp = create_checkpoint(engine, agent=agent, name=name)
+        cp = engine.checkpoint(agent=agent, name=name)
     if as_json:
         print_json(asdict(cp))
         return
@@ -276,10 +274,8 @@ def rollback_cmd(
     embedder: EmbedderOption = None,
 ) -> None:
     """Restore AGENT's memory to a checkpoint (other agents untouched)."""
-    from engramdb.engine.checkpoints import rollback_checkpoint
-
     with open_engine(store, embedder) as engine:
-        report = rollback_checkpoint(engine, agent=agent, name=name)
+        report = engine.rollback(agent=agent, name=name)
     if as_json:
         print_json(asdict(report))
         return
@@ -297,10 +293,8 @@ def checkpoints_cmd(
     embedder: EmbedderOption = None,
 ) -> None:
     """List AGENT's checkpoints, oldest first."""
-    from engramdb.engine.checkpoints import list_checkpoints
-
     with open_engine(store, embedder, read_only=True) as engine:
-        found = list_checkpoints(engine, agent=agent)
+        found = engine.checkpoints(agent=agent)
         if not found and agent not in engine.agents():
             raise NotFoundError(
                 f"agent {agent!r} has no memories and no checkpoints in {engine.path}; "

@@ -293,16 +293,20 @@ class Recall:
         access = 1.0 - np.exp(-view.access.data[labels] / w.access_scale)
         return recency, importance, access
 
-    def _scores(self, view: AgentView, cands: _Candidates, ref: float) -> np.ndarray:
+    def _scores(
+        self, view: AgentView, cands: _Candidates, ref: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each candidate's blended score, and its (recency, importance, access) parts."""
         w = self.settings.weights
-        recency, importance, access = self._parts(view, cands.labels, ref)
+        parts = np.stack(self._parts(view, cands.labels, ref))
+        recency, importance, access = parts
         score: np.ndarray = (
             w.similarity * cands.relevance
             + w.recency * recency
             + w.importance * importance
             + w.access * access
         )
-        return score
+        return score, parts
 
     def _exact_dense(
         self,
@@ -329,7 +333,7 @@ class Recall:
             cands = _Candidates(labels=labels, sims=sims, relevance=sims)
             if len(labels) < depth or depth >= n_ok or self.index_kind == "lance":
                 break
-            scores = self._scores(view, cands, ref)
+            scores, _ = self._scores(view, cands, ref)
             kth = np.sort(scores)[::-1][min(k, len(scores)) - 1]
             if kth > w.similarity * float(sims.min()) + headroom:
                 break
@@ -341,15 +345,13 @@ class Recall:
         return sorted(range(len(ids)), key=lambda i: (-float(score[i]), ids[i]))
 
     def _hit(
-        self, view: AgentView, cands: _Candidates, i: int, score: float, ref: float
+        self, view: AgentView, cands: _Candidates, i: int, score: float, parts: np.ndarray
     ) -> Hit | None:
         label = int(cands.labels[i])
         mid = view.ids[label]
         if mid is None:  # indexes return live labels only
             return None
-        recency, importance, access = (
-            x[0] for x in self._parts(view, cands.labels[i : i + 1], ref)
-        )
+        recency, importance, access = parts[:, i]
         return Hit(
             memory=view.current(mid),
             score=score,
@@ -365,10 +367,10 @@ class Recall:
     def _rank(
         self, view: AgentView, cands: _Candidates, k: int, ref: float, record: bool
     ) -> list[Hit]:
-        score = self._scores(view, cands, ref)
+        score, parts = self._scores(view, cands, ref)
         hits = []
         for i in self._order(view, cands.labels, score)[:k]:
-            hit = self._hit(view, cands, i, float(score[i]), ref)
+            hit = self._hit(view, cands, i, float(score[i]), parts)
             if hit is not None:
                 hits.append(hit)
         if record:
@@ -380,7 +382,7 @@ class Recall:
     ) -> list[Hit]:
         """The best memory of each of the k best sessions (a memory with no session alone)."""
         hybrid = self.settings.hybrid
-        score = self._scores(view, cands, ref)
+        score, parts = self._scores(view, cands, ref)
         order = self._order(view, cands.labels, score)
         members: dict[tuple[int, int], list[int]] = {}
         for i in order:
@@ -398,7 +400,7 @@ class Recall:
         groups.sort(key=lambda g: (-g[0], g[1], g[2]))
         hits = []
         for value, _, key, i in groups[:k]:
-            hit = self._hit(view, cands, i, float(score[i]), ref)
+            hit = self._hit(view, cands, i, float(score[i]), parts)
             if hit is not None:
                 group = view.session_name(key[0])
                 hits.append(_with_group(hit, group, value))

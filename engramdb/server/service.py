@@ -16,7 +16,7 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from engramdb import Hit, Memory, MemoryEngine
-from engramdb.engine.brief import Brief, build_brief
+from engramdb.engine.brief import Brief
 from engramdb.errors import NotFoundError, ValidationError
 from engramdb.server.errors import ConflictError
 from engramdb.server.events import EventHub
@@ -185,8 +185,8 @@ class MemoryService:
         self, agent: str, *, session: str | None, query: str | None, budget_tokens: int
     ) -> Brief:
         """A session-start brief."""
-        return build_brief(
-            self.engine, agent=agent, session=session, query=query, budget_tokens=budget_tokens
+        return self.engine.brief(
+            agent=agent, session=session, query=query, budget_tokens=budget_tokens
         )
 
     def export_snapshot(self, agent: str, *, vectors: str, key: str | None) -> Path:
