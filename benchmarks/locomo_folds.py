@@ -12,7 +12,8 @@ the shipped defaults, and every conversation is evaluated once per configuration
 
 ``session_prior`` changes only turn rankings and ``group_prior`` only session rankings,
 so they share one axis of the grid (3 reopenings per (a, context), not 9). Everything
-else (``prior_dense`` 0.25, ``group_top`` 2, ``pool`` 100) stays at its default.
+else (``prior_dense`` 0.25, ``pool`` 100, and the session scoring's ``group_top`` 5,
+``group_temperature`` 0.1 and ``group_pool`` 1000) stays at its default.
 
 Selection, for each held-out conversation: the turn weights (a, context,
 session_prior) with the best turn R@10 over the questions of the other four, then,
@@ -46,11 +47,12 @@ GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
         "a": (0.3, 0.4, 0.5, 0.6),
         "context": (0.3, 0.5, 0.8),
         "session_prior": (0.2, 0.4, 0.6),
-        "group_prior": (0.25, 0.5, 1.0),
+        "group_prior": (0.125, 0.25, 0.5),
     },
-    "tiny": {"a": (0.4, 0.6), "context": (0.5,), "session_prior": (0.4,), "group_prior": (0.5,)},
+    "tiny": {"a": (0.4, 0.6), "context": (0.5,), "session_prior": (0.4,), "group_prior": (0.25,)},
 }
-"""Both grids hold the shipped defaults (a 0.4, context 0.5, session_prior 0.4, group_prior 0.5)."""
+"""Both grids hold the shipped defaults (a 0.4, context 0.5, session_prior 0.4,
+group_prior 0.25)."""
 
 Scores = dict[str, np.ndarray]
 """Per-question recall of one conversation: ``turn@5``... ``session@25``."""
@@ -239,6 +241,7 @@ ABLATION = (
     ("lexical, own text (context 0)", "lexical", {"context": 0.0}),
     ("lexical with context", "lexical", {}),
     ("hybrid, no session prior", "hybrid", {"session_prior": 0.0}),
+    ("hybrid, no date preference", "hybrid", {"date": 0.0}),
     ("hybrid, no group prior (session level)", "hybrid", {"group_prior": 0.0}),
     ("full hybrid (defaults)", "hybrid", {}),
 )

@@ -75,8 +75,17 @@ class HybridWeights(CheckedSettings):
     ``session_prior * prior``, where the prior mixes (min-max over the agent's
     candidate sessions) the session's best dense score and its session
     document's BM25, ``prior_dense`` to ``1 - prior_dense``. With
-    ``group_by="session"`` a session scores the mean of its best ``group_top``
-    fused memories plus ``group_prior * prior``.
+    ``group_by="session"`` the pools are at least ``group_pool`` deep, and a
+    session scores a soft maximum of its best ``group_top`` fused memories,
+    ``group_temperature * log(sum(exp(fused / group_temperature)))``, plus
+    ``group_prior * prior``: its best memory counts most, and each further good
+    memory adds a little (a mean of the best few penalised sessions holding one
+    strong match; the maximum alone ignored the others).
+
+    A query that names a date ("on 16 November 2023", "in August 2023") adds
+    ``date * preference`` to each candidate's fused score, where the preference is
+    1 for a memory created within the named day, month or year and falls off as
+    ``exp(-days / date_scale_days)`` outside it (:mod:`engramdb.engine.when`).
 
     The defaults were chosen on the LoCoMo development conversations by
     leave-one-conversation-out selection (``benchmarks/locomo.py``, README).
@@ -90,8 +99,15 @@ class HybridWeights(CheckedSettings):
     """BM25 weight of a memory's context (its own text weighs 1)."""
     session_prior: float = Field(0.4, ge=0.0)
     prior_dense: float = Field(0.25, ge=0.0, le=1.0)
-    group_prior: float = Field(0.5, ge=0.0)
-    group_top: int = Field(2, ge=1)
+    date: float = Field(0.5, ge=0.0)
+    """Weight of the time preference a date named in the query gives (0 turns it off)."""
+    date_scale_days: float = Field(3.0, gt=0.0)
+    group_prior: float = Field(0.25, ge=0.0)
+    group_top: int = Field(5, ge=1)
+    group_temperature: float = Field(0.1, gt=0.0)
+    group_pool: int = Field(1000, ge=1)
+    """Candidates per side for ``group_by="session"``: enough to see several memories of
+    every session of a long conversation."""
     pool: int = Field(100, ge=1)
 
 

@@ -24,6 +24,7 @@ from engramdb.engine.fusion import minmax, session_prior
 from engramdb.engine.structure import rank_by_distance, structure_mask
 from engramdb.engine.vectors import Vectorizer
 from engramdb.engine.views import ViewRegistry
+from engramdb.engine.when import date_preference, query_dates
 from engramdb.engine.writes import kind_of
 from engramdb.errors import ValidationError
 from engramdb.index.filters import compile_filter
@@ -161,8 +162,11 @@ class Recall:
         if mode == "dense" and q.group_by is None:
             return self._exact_dense(view, qvec, k, allowed, n_ok, ref, record)
         need = k
+        floor = self.settings.hybrid.pool
+        if q.group_by is not None:
+            floor = max(floor, self.settings.hybrid.group_pool)
         while True:
-            depth = max(self.settings.hybrid.pool, 4 * need, need + 32)
+            depth = max(floor, 4 * need, need + 32)
             cands = self._candidates(view, text, qvec, mode, depth, allowed, n_ok)
             if q.group_by is None or len(cands.labels) >= n_ok:
                 break
@@ -234,6 +238,10 @@ class Recall:
         # index's float32 ones), so a rebuilt index scales the same way.
         dense_norm = minmax(sims, sims[np.searchsorted(labels, dense_labels)])
         fused = hybrid.dense * dense_norm + hybrid.lexical * lex_norm
+        spans = query_dates(text) if text is not None and hybrid.date > 0 else []
+        if spans:
+            created = view.created.data[labels]
+            fused = fused + hybrid.date * date_preference(created, spans, hybrid.date_scale_days)
         codes = view.session.data[labels]
         best: dict[int, float] = {}
         for code, sim in zip(codes.tolist(), sims.tolist(), strict=True):
@@ -391,8 +399,8 @@ class Recall:
             members.setdefault(key, []).append(i)
         groups = []
         for key, idx in members.items():
-            top = sorted((float(cands.fused[i]) for i in idx), reverse=True)[: hybrid.group_top]
-            value = float(np.mean(top))
+            top = np.sort(cands.fused[idx])[::-1][: hybrid.group_top]
+            value = _soft_max(top, hybrid.group_temperature)
             if mode == "hybrid" and key[0] >= 0:
                 value += hybrid.group_prior * cands.prior.get(key[0], 0.0)
             name = view.session_name(key[0])
@@ -407,6 +415,12 @@ class Recall:
         if record:
             self.access.record(view, [view.label_of[h.memory.id] for h in hits])
         return hits
+
+
+def _soft_max(values: np.ndarray, temperature: float) -> float:
+    """``t * log(sum(exp(v / t)))``: the largest value plus a little for each close one."""
+    top = float(values.max())
+    return top + temperature * float(np.log(np.exp((values - top) / temperature).sum()))
 
 
 def _with_group(hit: Hit, group: str | None, score: float) -> Hit:
