@@ -47,12 +47,12 @@ GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
         "a": (0.3, 0.4, 0.5, 0.6),
         "context": (0.3, 0.5, 0.8),
         "session_prior": (0.2, 0.4, 0.6),
-        "group_prior": (0.125, 0.25, 0.5),
+        "group_prior": (0.25, 0.5, 1.0),
     },
-    "tiny": {"a": (0.4, 0.6), "context": (0.5,), "session_prior": (0.4,), "group_prior": (0.25,)},
+    "tiny": {"a": (0.4, 0.6), "context": (0.5,), "session_prior": (0.4,), "group_prior": (0.5,)},
 }
 """Both grids hold the shipped defaults (a 0.4, context 0.5, session_prior 0.4,
-group_prior 0.25)."""
+group_prior 0.5)."""
 
 Scores = dict[str, np.ndarray]
 """Per-question recall of one conversation: ``turn@5``... ``session@25``."""

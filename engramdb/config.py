@@ -102,7 +102,7 @@ class HybridWeights(CheckedSettings):
     date: float = Field(0.5, ge=0.0)
     """Weight of the time preference a date named in the query gives (0 turns it off)."""
     date_scale_days: float = Field(3.0, gt=0.0)
-    group_prior: float = Field(0.25, ge=0.0)
+    group_prior: float = Field(0.5, ge=0.0)
     group_top: int = Field(5, ge=1)
     group_temperature: float = Field(0.1, gt=0.0)
     group_pool: int = Field(1000, ge=1)
