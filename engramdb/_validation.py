@@ -20,13 +20,18 @@ from engramdb.errors import ValidationError
 __all__ = ["CheckedModel", "CheckedSettings", "problems"]
 
 
+_SECRET_FIELDS = frozenset({"storage_options"})
+"""Fields whose values may be credentials: an error names the key, never the value."""
+
+
 def problems(exc: pydantic.ValidationError) -> str:
     """pydantic's errors as one line: ``field: rule (got value)`` for each."""
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "value"
         given = err.get("input")
-        got = "" if isinstance(given, dict) else f" (got {given!r:.60})"
+        secret = bool(_SECRET_FIELDS & {str(p) for p in err["loc"]})
+        got = "" if isinstance(given, dict) or secret else f" (got {given!r:.60})"
         parts.append(f"{where}: {err['msg']}{got}")
     return "; ".join(parts)
 
