@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from engramdb._validation import CheckedSettings
@@ -148,6 +148,17 @@ class Settings(CheckedSettings):
     embed_cache_size: int = Field(50_000, ge=0)
     weights: ScoringWeights = Field(default_factory=ScoringWeights)
     hybrid: HybridWeights = Field(default_factory=HybridWeights)
+
+    @field_validator("lease_ttl", "follow_interval", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        """Accept plain seconds (``ENGRAMDB_LEASE_TTL=5``) besides ISO 8601 (``PT5S``)."""
+        if isinstance(value, str):
+            try:
+                return timedelta(seconds=float(value))
+            except ValueError:
+                return value
+        return value
 
 
 def default_store_path(settings: Settings | None = None) -> Path:

@@ -149,8 +149,8 @@ class MemoryEngine:
         cls,
         path: str | Path | StoreLocation | None = None,
         *,
-        storage_options: Mapping[str, str] | None = None,
         embedder: str | Path | Embedder = "minilm",
+        storage_options: Mapping[str, str] | None = None,
         space: str = "euclidean",
         index: str = "auto",
         read_only: bool = False,
@@ -163,14 +163,14 @@ class MemoryEngine:
                 (``s3://bucket/prefix``; other schemes LanceDB reads are passed
                 through untested); None uses ``$ENGRAMDB_HOME/default`` or the
                 platform's user data directory.
-            storage_options: LanceDB's ``storage_options`` for a store on object
-                storage (``aws_endpoint``, ``aws_region``, ``aws_access_key_id``,
-                ``aws_secret_access_key``, ``allow_http="true"`` for an http
-                endpoint, ...), over ``settings.storage_options``. Never printed.
             embedder: ``"minilm"`` (bundled all-MiniLM-L6-v2, offline),
                 ``"hashing"``, a sentence-transformers model name or path, or an
                 :class:`~engramdb.embeddings.Embedder`. A store remembers the
                 embedder that built it and refuses another.
+            storage_options: LanceDB's ``storage_options`` for a store on object
+                storage (``aws_endpoint``, ``aws_region``, ``aws_access_key_id``,
+                ``aws_secret_access_key``, ``allow_http="true"`` for an http
+                endpoint, ...), over ``settings.storage_options``. Never printed.
             space: ``"euclidean"`` (cosine) or ``"poincare"``; fixed at creation.
             index: ``"auto"`` (exact below ``settings.exact_threshold`` memories per
                 agent, HNSW above), ``"flat"``, ``"hnsw"``, ``"ivf"``, or ``"lance"``
