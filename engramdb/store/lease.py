@@ -159,7 +159,9 @@ class WriterLease:
                 etag = self._files.put(LEASE_FILE, self._body, if_match=stored.etag)
             except ConditionFailed:
                 continue  # another writer took the expired lease first: see who
-            log.warning("took over the expired writer lease of %s from %s", self.location, holder)
+            log.warning(
+                "took over the expired writer lease of %s from %s", self.location, holder.owner
+            )
             self._renewed = started
             return etag
         raise StoreLockedError(
