@@ -13,7 +13,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel
 from pydantic._internal._model_construction import ModelMetaclass
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsError
 
 from engramdb.errors import ValidationError
 
@@ -47,6 +47,13 @@ class _Checked(ModelMetaclass):
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
+        except SettingsError as exc:
+            # A structured variable that is not JSON; the value is not echoed (it may
+            # hold credentials, as ENGRAMDB_STORAGE_OPTIONS does).
+            raise ValidationError(
+                f"{cls.__name__}: {exc}; a structured ENGRAMDB_* variable must be JSON, e.g. "
+                """ENGRAMDB_STORAGE_OPTIONS='{"aws_region": "us-east-1"}'"""
+            ) from None
         except pydantic.ValidationError as exc:
             hint = (
                 "; fix the argument or its ENGRAMDB_* environment variable"

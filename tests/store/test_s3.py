@@ -265,6 +265,10 @@ def test_credentials_never_appear_in_text(
     with pytest.raises(ValidationError) as bad:
         Settings()
     texts.append(str(bad.value))
+    monkeypatch.setenv("ENGRAMDB_STORAGE_OPTIONS", '{"aws_secret_access_key": ' + SECRET)
+    with pytest.raises(ValidationError, match="must be JSON") as not_json:
+        Settings()
+    texts.append(str(not_json.value))
     monkeypatch.setenv("ENGRAMDB_STORAGE_OPTIONS", json.dumps(options))
     texts.append(repr(Settings()))
     result = CliRunner().invoke(app, ["stats", "--json", "--store", uri])
