@@ -34,6 +34,7 @@ _DEFAULT_REGION = "us-east-1"
 """What LanceDB's object store assumes when no region is given (so both agree)."""
 _LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+_UNSUPPORTED = {"NotImplemented", "501"}
 
 
 class ConditionFailed(Exception):
@@ -168,6 +169,17 @@ class ObjectFiles:
                 return
             if extra and code in _LOST_RACE:
                 raise ConditionFailed(name) from None
+            if extra and code in _UNSUPPORTED:
+                # A server without conditional deletes: read, compare, then delete. A
+                # lease taken over in the window between would be deleted; its new
+                # holder's next renewal then fails and it stops writing: safe, if unlucky.
+                stored = self.get(name)
+                if stored is None:
+                    return
+                if stored.etag != if_match:
+                    raise ConditionFailed(name) from None
+                self.delete(name)
+                return
             raise self._error(exc, f"delete {name}") from exc
 
     def any_under(self, name: str) -> bool:

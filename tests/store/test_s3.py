@@ -289,5 +289,8 @@ def test_the_cli_works_on_s3_with_storage_options(s3: Any) -> None:
     found = runner.invoke(app, ["recall", "Lisbon", "-a", "bot", "-s", uri, "--json", *flags])
     assert found.exit_code == 0, found.output
     assert "Alice moved to Lisbon" in found.output
+    consolidated = runner.invoke(app, ["consolidate", "--all", "-s", uri, "--json", *flags])
+    assert consolidated.exit_code == 0, consolidated.output
+    assert json.loads(consolidated.output)["store"] == uri
     bad = runner.invoke(app, ["stats", "-s", uri, "--storage-option", SECRET])
     assert bad.exit_code == 2 and "KEY=VALUE" in bad.output and SECRET not in bad.output
