@@ -132,17 +132,22 @@ def _serving(uri: str, options: dict[str, str], *processes: tuple[str, ...]) -> 
 
 
 @pytest.mark.slow
-def test_two_serve_processes_over_one_s3_store(s3: Any) -> None:
+def test_a_read_only_serve_process_follows_the_writer(s3: Any) -> None:
+    """``engramdb serve --read-only`` in a process of its own, the writer in this one."""
     uri = s3.fresh()
-    with MemoryEngine.open(uri, storage_options=s3.options, embedder="hashing") as engine:
+    settings = Settings(writer_name="server-a")
+    with MemoryEngine.open(
+        uri, storage_options=s3.options, embedder="hashing", settings=settings
+    ) as engine:
         engine.add("seed", agent="bot")  # the store exists before the reader opens it
-    with (
-        _serving(uri, s3.options, (), ("--read-only",)) as (writer, reader),
-        httpx.Client(base_url=writer, timeout=30) as to_a,
-        httpx.Client(base_url=reader, timeout=30) as to_b,
-    ):
-        text = "the user moved to Lisbon"
-        assert to_a.post("/v1/agents/bot/memories", json={"text": text}).status_code == 201
-        assert _within(lambda: _recalled(to_b, "bot", text), 10 * INTERVAL + 10)
-        refused = to_b.post("/v1/agents/bot/memories", json={"text": "to the reader"})
-        assert refused.status_code == 405 and "engramdb serve on http://" in refused.text
+        with (
+            running(engine) as writer,
+            writer.client() as to_a,
+            _serving(uri, s3.options, ("--read-only",)) as (reader,),
+            httpx.Client(base_url=reader, timeout=30) as to_b,
+        ):
+            text = "the user moved to Lisbon"
+            assert to_a.post("/v1/agents/bot/memories", json={"text": text}).status_code == 201
+            assert _within(lambda: _recalled(to_b, "bot", text), 10 * INTERVAL + 10)
+            refused = to_b.post("/v1/agents/bot/memories", json={"text": "to the reader"})
+            assert refused.status_code == 405 and "server-a" in refused.text
