@@ -82,8 +82,6 @@ class ObjectFiles:
                 "s3:// store (AWS S3, MinIO, R2, ...), or a local directory"
             )
         try:
-            import boto3
-            from botocore.config import Config
             from botocore.exceptions import BotoCoreError, ClientError
         except ImportError as exc:
             raise StoreIOError(
@@ -91,25 +89,9 @@ class ObjectFiles:
                 f"store {location} is on object storage, which needs boto3; install it with "
                 "pip install 'engramdb[s3]'",
             ) from exc
-        options = location.options
-        virtual = (_pick(options, _VIRTUAL) or "false").lower() in {"1", "true", "yes"}
-        region = _pick(options, _REGION) or os.environ.get("AWS_REGION")
         self.location = location
         self._errors: tuple[type[Exception], ...] = (BotoCoreError, ClientError)
-        self._client: Any = boto3.session.Session().client(
-            "s3",
-            endpoint_url=_pick(options, _ENDPOINT),
-            region_name=region or os.environ.get("AWS_DEFAULT_REGION") or _DEFAULT_REGION,
-            aws_access_key_id=_pick(options, _KEY_ID),
-            aws_secret_access_key=_pick(options, _SECRET),
-            aws_session_token=_pick(options, _TOKEN),
-            config=Config(
-                s3={"addressing_style": "virtual" if virtual else "path"},
-                retries={"max_attempts": 3, "mode": "standard"},
-                connect_timeout=5,
-                read_timeout=10,
-            ),
-        )
+        self._client = _client(tuple(sorted(location.options.items())))
 
     def get(self, name: str) -> Stored | None:
         """The object ``name`` under the store's prefix, or None if there is none."""
@@ -211,19 +193,44 @@ class ObjectFiles:
         )
 
 
-_CLIENTS: dict[tuple[str, tuple[tuple[str, str], ...]], ObjectFiles] = {}
+_CLIENTS: dict[tuple[tuple[str, str], ...], Any] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
-def object_files(location: StoreLocation) -> ObjectFiles:
-    """The object client of ``location``, made once per location and options (boto3
-    clients are thread-safe, and building one costs tens of milliseconds)."""
-    key = (location.uri, tuple(sorted(location.options.items())))
+def _client(options: tuple[tuple[str, str], ...]) -> Any:
+    """A boto3 S3 client for these storage options, made once (boto3 clients are
+    thread-safe, and building one costs tens of milliseconds)."""
     with _CLIENTS_LOCK:
-        found = _CLIENTS.get(key)
-        if found is None:
-            found = _CLIENTS[key] = ObjectFiles(location)
+        found = _CLIENTS.get(options)
+        if found is not None:
+            return found
+        import boto3
+        from botocore.config import Config
+
+        given = dict(options)
+        virtual = (_pick(given, _VIRTUAL) or "false").lower() in {"1", "true", "yes"}
+        region = _pick(given, _REGION) or os.environ.get("AWS_REGION")
+        found = _CLIENTS[options] = boto3.session.Session().client(
+            "s3",
+            endpoint_url=_pick(given, _ENDPOINT),
+            region_name=region or os.environ.get("AWS_DEFAULT_REGION") or _DEFAULT_REGION,
+            aws_access_key_id=_pick(given, _KEY_ID),
+            aws_secret_access_key=_pick(given, _SECRET),
+            aws_session_token=_pick(given, _TOKEN),
+            config=Config(
+                s3={"addressing_style": "virtual" if virtual else "path"},
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=10,
+            ),
+        )
         return found
+
+
+def object_files(location: StoreLocation) -> ObjectFiles:
+    """The small-object client of a remote store (its S3 client is shared by every
+    store with the same storage options)."""
+    return ObjectFiles(location)
 
 
 def _code(exc: BaseException) -> str | None:
