@@ -13,6 +13,9 @@ the engine's and the store's, not a model's). Per store:
 - recall: ``--queries`` recalls on the warm agent (p50/p95/p99);
 - cold load: a fresh read-only engine's first recall, which reads the agent's rows
   from the store and builds its index (the cost of an agent a server has not seen);
+- visibility: ``--visibility`` single adds, each timed from its return until a
+  read-only engine's recall finds it (the reader follows every call on a local
+  store, every ``follow_interval``, 1 s by default, on object storage);
 - consolidation: one pass over the agent (timestamps spread over 90 days, one
   text in ten repeated), with the pass's counts to show both did the same work.
 
@@ -176,6 +179,18 @@ def measure_store(target: str | Path, options: dict[str, str] | None, args: Any)
             t = time.perf_counter()
             cold.recall(questions[0], agent="a", record_access=False)
             out["cold_load_s"] = time.perf_counter() - t
+            lags = []
+            for i in range(args.visibility):
+                text = f"visibility probe {i} zqx{i}"
+                engine.add(text, agent="a")
+                t = time.perf_counter()
+                while not any(
+                    h.memory.text == text
+                    for h in cold.recall(text, agent="a", k=3, record_access=False)
+                ):
+                    time.sleep(0.005)
+                lags.append(time.perf_counter() - t)
+            out["visible"] = {**percentiles(lags, suffix="_ms"), "max_ms": max(lags) * 1e3}
         t = time.perf_counter()
         report = engine.consolidate(agent="a").agents[0]
         out["consolidate_s"] = time.perf_counter() - t
@@ -242,6 +257,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--adds", type=int, default=50)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--appends", type=int, default=40)
+    parser.add_argument(
+        "--visibility", type=int, default=10, help="writes timed until a reader recalls them"
+    )
     add_common_args(parser, threads=1)
     args = parser.parse_args(argv)
     set_offline_env(args.threads)
@@ -285,6 +303,11 @@ def main(argv: list[str] | None = None) -> Path:
             "cold agent load (first recall), s",
             *both("{:.2f}", lambda f: (f["cold_load_s"],)),
             f"{ratios['cold_load']:.2f}x",
+        ],
+        [
+            "a write visible to a reader, p50 / max ms",
+            *both("{:.0f} / {:.0f}", lambda f: (f["visible"]["p50_ms"], f["visible"]["max_ms"])),
+            "",
         ],
         [
             "consolidation pass, s",
