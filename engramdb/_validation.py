@@ -13,11 +13,15 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel
 from pydantic._internal._model_construction import ModelMetaclass
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsError
 
 from engramdb.errors import ValidationError
 
 __all__ = ["CheckedModel", "CheckedSettings", "problems"]
+
+
+_SECRET_FIELDS = frozenset({"storage_options"})
+"""Fields whose values may be credentials: an error names the key, never the value."""
 
 
 def problems(exc: pydantic.ValidationError) -> str:
@@ -26,7 +30,8 @@ def problems(exc: pydantic.ValidationError) -> str:
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "value"
         given = err.get("input")
-        got = "" if isinstance(given, dict) else f" (got {given!r:.60})"
+        secret = bool(_SECRET_FIELDS & {str(p) for p in err["loc"]})
+        got = "" if isinstance(given, dict) or secret else f" (got {given!r:.60})"
         parts.append(f"{where}: {err['msg']}{got}")
     return "; ".join(parts)
 
@@ -42,6 +47,13 @@ class _Checked(ModelMetaclass):
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
+        except SettingsError as exc:
+            # A structured variable that is not JSON; the value is not echoed (it may
+            # hold credentials, as ENGRAMDB_STORAGE_OPTIONS does).
+            raise ValidationError(
+                f"{cls.__name__}: {exc}; a structured ENGRAMDB_* variable must be JSON, e.g. "
+                """ENGRAMDB_STORAGE_OPTIONS='{"aws_region": "us-east-1"}'"""
+            ) from None
         except pydantic.ValidationError as exc:
             hint = (
                 "; fix the argument or its ENGRAMDB_* environment variable"

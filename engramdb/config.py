@@ -9,16 +9,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from engramdb._validation import CheckedSettings
 
 __all__ = [
     "DEFAULT_EXACT_THRESHOLD",
+    "DEFAULT_LEASE_TTL_SECONDS",
     "DEFAULT_MAX_CLOCK_SKEW_SECONDS",
     "DEFAULT_MAX_METADATA_BYTES",
     "DEFAULT_MAX_TEXT_BYTES",
+    "DEFAULT_REMOTE_FOLLOW_SECONDS",
     "DEFAULT_VERSION_RETENTION_SECONDS",
     "DEFAULT_WORKING_CAPACITY",
     "DEFAULT_WORKING_TTL_SECONDS",
@@ -42,6 +44,11 @@ DEFAULT_VERSION_RETENTION_SECONDS = 10.0
 """How long compaction keeps superseded LanceDB versions (a reader's read must fit in it)."""
 DEFAULT_MAX_CLOCK_SKEW_SECONDS = 300.0
 """How far into the future a ``created_at`` may lie (clocks of writers disagree a little)."""
+DEFAULT_LEASE_TTL_SECONDS = 30.0
+"""How long a writer's lease on an object-storage store lives unless renewed (every third)."""
+DEFAULT_REMOTE_FOLLOW_SECONDS = 1.0
+"""How often a reader of an object-storage store looks for new commits (a local reader
+looks on every call: a local look is a directory listing, a remote one a request)."""
 
 
 class ScoringWeights(CheckedSettings):
@@ -135,12 +142,39 @@ class Settings(CheckedSettings):
     )
     """How far past the current time a memory's ``created_at`` may be; later is refused,
     since one far-future memory would age every other one (recall, consolidation)."""
+    storage_options: dict[str, SecretStr] = Field(default_factory=dict)
+    """LanceDB's ``storage_options`` for a store on object storage (``aws_endpoint``,
+    ``aws_region``, ``aws_access_key_id``, ``aws_secret_access_key``, ``allow_http``, ...);
+    ``ENGRAMDB_STORAGE_OPTIONS`` is a JSON object. Values are secret: never printed."""
+    lease_ttl: timedelta = Field(
+        timedelta(seconds=DEFAULT_LEASE_TTL_SECONDS), ge=timedelta(seconds=1)
+    )
+    """How long the writer lease of an object-storage store lives unless renewed: a writer
+    that dies unannounced blocks the next one for at most this long (plus a second)."""
+    follow_interval: timedelta | None = Field(None, ge=timedelta(0))
+    """How often a read-only engine looks for the writer's new commits; None: on every
+    call for a local store, every :data:`DEFAULT_REMOTE_FOLLOW_SECONDS` on object storage.
+    A write is visible to such a reader at most this long (plus one read) after it returned."""
+    writer_name: str | None = Field(None, min_length=1, max_length=200)
+    """How a writer names itself in its lease (default ``host:pid``); a refused second
+    writer, and a read-only server refusing a write, quote it."""
     threads: int = Field(1, gt=0)
     """OpenMP threads for FAISS and torch. One is fastest for single queries."""
     embed_batch_size: int = Field(64, gt=0)
     embed_cache_size: int = Field(50_000, ge=0)
     weights: ScoringWeights = Field(default_factory=ScoringWeights)
     hybrid: HybridWeights = Field(default_factory=HybridWeights)
+
+    @field_validator("lease_ttl", "follow_interval", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        """Accept plain seconds (``ENGRAMDB_LEASE_TTL=5``) besides ISO 8601 (``PT5S``)."""
+        if isinstance(value, str):
+            try:
+                return timedelta(seconds=float(value))
+            except ValueError:
+                return value
+        return value
 
 
 def default_store_path(settings: Settings | None = None) -> Path:

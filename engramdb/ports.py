@@ -25,8 +25,8 @@ class EngineCore(Protocol):
     """What a bulk operation needs from an open engine."""
 
     @property
-    def path(self) -> Path:
-        """The store's location."""
+    def path(self) -> Path | str:
+        """The store's directory, or its URI on object storage."""
         ...
 
     @property

@@ -28,20 +28,25 @@ from engramdb.errors import NotFoundError, ValidationError
 if TYPE_CHECKING:
     from engramdb.embeddings import Embedder
     from engramdb.engine import MemoryEngine
+    from engramdb.store.location import StoreLocation
 
 __all__ = [
     "COMMANDS",
     "KINDS",
     "KIND_METAVAR",
+    "STORE_HELP",
     "AgentOption",
     "EmbedderOption",
     "JsonOption",
     "Kind",
+    "StorageOptionsOption",
     "StoreOption",
     "app",
     "json_object",
     "open_engine",
+    "parse_storage_options",
     "require_agent",
+    "store_location",
     "store_root",
     "when",
 ]
@@ -120,14 +125,23 @@ def _root(
     """A vector-memory engine for AI agents: write, recall, consolidate and carry memories."""
 
 
+STORE_HELP = (
+    "Store directory, or s3://BUCKET/PREFIX on object storage "
+    "[default: $ENGRAMDB_HOME/default, else the user data dir]."
+)
+STORAGE_OPTION_HELP = (
+    "A LanceDB storage option for an s3:// store, KEY=VALUE (repeatable): aws_endpoint, "
+    "aws_region, aws_access_key_id, aws_secret_access_key, allow_http=true, ... "
+    "[default: the JSON object in $ENGRAMDB_STORAGE_OPTIONS]."
+)
 StoreOption = Annotated[
-    Path | None,
+    str | None,
+    typer.Option("--store", "-s", metavar="DIR|URI", help=STORE_HELP, show_default=False),
+]
+StorageOptionsOption = Annotated[
+    list[str] | None,
     typer.Option(
-        "--store",
-        "-s",
-        metavar="DIR",
-        help="Store directory [default: $ENGRAMDB_HOME/default, else the user data dir].",
-        show_default=False,
+        "--storage-option", metavar="KEY=VALUE", help=STORAGE_OPTION_HELP, show_default=False
     ),
 ]
 EmbedderOption = Annotated[
@@ -147,13 +161,43 @@ AgentOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def store_root(store: Path | None) -> Path:
-    """The store directory a command works on."""
+def store_root(store: str | Path | None) -> Path:
+    """The local store directory a command works on (see :func:`store_location`)."""
     if store is not None:
-        return store
+        return Path(store)
     from engramdb.config import default_store_path
 
     return default_store_path()
+
+
+def parse_storage_options(pairs: list[str] | None) -> dict[str, str]:
+    """``--storage-option KEY=VALUE`` values as a dict (a value is never echoed: it may be
+    a secret)."""
+    out = {}
+    for number, pair in enumerate(pairs or [], start=1):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError(
+                f"--storage-option number {number} is not KEY=VALUE (it has "
+                f"{'no key' if sep else 'no ='}); write it as --storage-option aws_region=us-east-1"
+            )
+        out[key.strip()] = value
+    return out
+
+
+def store_location(store: str | Path | None, options: list[str] | None = None) -> StoreLocation:
+    """Where a command's store lives: ``--store`` (a directory or a URI) and its options.
+
+    Options come from ``$ENGRAMDB_STORAGE_OPTIONS`` (a JSON object), overridden key by
+    key by ``--storage-option``.
+    """
+    from engramdb.config import Settings
+    from engramdb.store.location import StoreLocation
+
+    env = {k: v.get_secret_value() for k, v in Settings().storage_options.items()}
+    given = parse_storage_options(options)
+    target: str | Path = store if store is not None else store_root(None)
+    return StoreLocation.of(target, {**env, **given})
 
 
 def _store_embedder(meta: dict[str, Any]) -> Embedder:
@@ -169,7 +213,12 @@ def _store_embedder(meta: dict[str, Any]) -> Embedder:
 
 @contextmanager
 def open_engine(
-    store: Path | None, embedder: str | None, *, read_only: bool = False, create: bool = False
+    store: str | Path | None,
+    embedder: str | None,
+    *,
+    read_only: bool = False,
+    create: bool = False,
+    options: list[str] | None = None,
 ) -> Iterator[MemoryEngine]:
     """Open the store with its own embedder and space (or the embedder given).
 
@@ -178,6 +227,7 @@ def open_engine(
         embedder: The ``-e`` given, if any; else the one that built the store.
         read_only: Open without the writer lock.
         create: Create the store if there is none (``add`` and ``import`` do).
+        options: The ``--storage-option KEY=VALUE`` values given, if any.
 
     Raises:
         NotFoundError: there is no store there and ``create`` is false.
@@ -185,12 +235,12 @@ def open_engine(
     from engramdb.engine import MemoryEngine
     from engramdb.store.meta import read_meta
 
-    root = store_root(store)
-    meta = read_meta(root) if root.is_dir() else None
+    root = store_location(store, options)
+    meta = read_meta(root) if not root.is_local or root.path.is_dir() else None
     if meta is None and (read_only or not create):
         raise NotFoundError(
-            f"no store at {root}; give --store DIR, or create one with "
-            "engramdb add TEXT --agent NAME"
+            f"no store at {root}; give --store DIR (or s3://BUCKET/PREFIX with its "
+            "--storage-option values), or create one with engramdb add TEXT --agent NAME"
         )
     spec: str | Embedder = embedder or (_store_embedder(meta) if meta else "minilm")
     space = str(meta.get("space", "euclidean")) if meta else "euclidean"

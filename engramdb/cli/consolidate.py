@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from engramdb.cli.common import EmbedderOption, StoreOption, app, open_engine, store_root
+from engramdb.cli.common import (
+    EmbedderOption,
+    StorageOptionsOption,
+    StoreOption,
+    app,
+    open_engine,
+    store_location,
+)
 from engramdb.cli.errors import FAILED, cli_message, fail
 from engramdb.cli.output import Column, err_console, print_json, print_table
 from engramdb.errors import EngramError, ValidationError
@@ -32,7 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["JOURNAL", "consolidate"]
 
 JOURNAL = ".consolidate-journal.json"
-"""File in the store directory listing the agents an unfinished run has done."""
+"""File in the store directory listing the agents an unfinished run has done (for a store
+on object storage, in a directory of this machine's named after the store's URI)."""
 
 
 class Journal:
@@ -66,6 +74,16 @@ class Journal:
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+def _remote_journal_dir(uri: str) -> Path:
+    """Where this machine keeps the journal of a run over a store on object storage."""
+    from engramdb.config import default_store_path
+
+    name = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    folder = default_store_path().parent / "journals" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _run_key(selection: list[str] | None, policy_source: str) -> str:
@@ -141,6 +159,7 @@ def consolidate(
         bool, typer.Option("--restart", help="Ignore an interrupted run's journal.")
     ] = False,
     store: StoreOption = None,
+    storage_option: StorageOptionsOption = None,
     embedder: EmbedderOption = None,
 ) -> None:
     """Consolidate agents' memories: expire, merge duplicates, write gists, forget.
@@ -157,8 +176,9 @@ def consolidate(
     if policy_file is not None:
         policy = ConsolidationPolicy.from_file(policy_file)
         policy_source = policy_file.read_text(encoding="utf-8")
-    root = store_root(store)
-    with open_engine(store, embedder) as engine:
+    where = store_location(store, storage_option)
+    root = where.path if where.is_local else _remote_journal_dir(where.uri)
+    with open_engine(store, embedder, options=storage_option) as engine:
         selection = None if all_agents else list(dict.fromkeys(agents or []))
         names = engine.agents() if selection is None else selection
         journal = Journal(root, _run_key(selection, policy_source))
@@ -173,7 +193,7 @@ def consolidate(
     if not dry_run and not failed:
         journal.clear()
     if as_json:
-        print_json({"dry_run": dry_run, "store": str(root), "failed": len(failed), "agents": rows})
+        print_json({"dry_run": dry_run, "store": str(where), "failed": len(failed), "agents": rows})
     else:
         _print_summary(rows, dry_run)
     for r in failed:

@@ -12,6 +12,7 @@ from engramdb.cli.common import (
     EmbedderOption,
     JsonOption,
     Kind,
+    StorageOptionsOption,
     StoreOption,
     app,
     json_object,
@@ -43,11 +44,12 @@ def add(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the memory as JSON.")] = False,
     store: StoreOption = None,
+    storage_option: StorageOptionsOption = None,
     embedder: EmbedderOption = None,
 ) -> None:
     """Store one memory and print its id."""
     meta = json_object(metadata, "--metadata")
-    with open_engine(store, embedder, create=True) as engine:
+    with open_engine(store, embedder, create=True, options=storage_option) as engine:
         memory = engine.add(
             text,
             agent=agent,
@@ -91,12 +93,13 @@ def recall(
     ] = None,
     as_json: JsonOption = False,
     store: StoreOption = None,
+    storage_option: StorageOptionsOption = None,
     embedder: EmbedderOption = None,
 ) -> None:
     """Print the memories most relevant to QUERY, best first."""
     criteria = json_object(where, "--where")
     start, end = when(since, "--since"), when(until, "--until")
-    with open_engine(store, embedder, read_only=True) as engine:
+    with open_engine(store, embedder, read_only=True, options=storage_option) as engine:
         require_agent(engine, agent)
         hits = engine.recall(
             query,
@@ -124,9 +127,13 @@ def recall(
 
 
 @app.command()
-def stats(as_json: JsonOption = False, store: StoreOption = None) -> None:
+def stats(
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+    storage_option: StorageOptionsOption = None,
+) -> None:
     """Print the store's embedder and each agent's memory count."""
-    with open_engine(store, None, read_only=True) as engine:
+    with open_engine(store, None, read_only=True, options=storage_option) as engine:
         counts = {
             name: (engine.count(agent=name, include_archived=False), engine.count(agent=name))
             for name in engine.agents()

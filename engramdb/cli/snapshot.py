@@ -21,6 +21,7 @@ from engramdb.cli.common import (
     AgentOption,
     EmbedderOption,
     JsonOption,
+    StorageOptionsOption,
     StoreOption,
     app,
     open_engine,
@@ -112,6 +113,7 @@ def export_cmd(
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite PATH.")] = False,
     as_json: JsonOption = False,
     store: StoreOption = None,
+    storage_option: StorageOptionsOption = None,
     embedder: EmbedderOption = None,
 ) -> None:
     """Write AGENT's whole memory to one verifiable (optionally encrypted) file."""
@@ -120,7 +122,7 @@ def export_cmd(
     if path.exists() and not force:
         raise ValidationError(f"{path} exists; pass --force to overwrite it")
     key = _key(key_file, passphrase, confirm=True)
-    with open_engine(store, embedder, read_only=True) as engine:
+    with open_engine(store, embedder, read_only=True, options=storage_option) as engine:
         require_agent(engine, agent)
         info = export_snapshot(
             engine,
@@ -165,6 +167,7 @@ def import_cmd(
     passphrase: Passphrase = False,
     as_json: JsonOption = False,
     store: StoreOption = None,
+    storage_option: StorageOptionsOption = None,
     embedder: EmbedderOption = None,
 ) -> None:
     """Restore an agent (or a copy under another name) from a snapshot file."""
@@ -175,7 +178,7 @@ def import_cmd(
         manifest = read_snapshot_manifest(path)
         if manifest.encryption is not None and manifest.encryption.kdf == "scrypt":
             key = _prompt(confirm=False)
-    with open_engine(store, embedder, create=True) as engine:
+    with open_engine(store, embedder, create=True, options=storage_option) as engine:
         report = import_snapshot(
             engine,
             path,
@@ -254,10 +257,11 @@ def checkpoint_cmd(
     agent: AgentOption,
     as_json: JsonOption = False,
     store: StoreOption = None,
+    storage_option: StorageOptionsOption = None,
     embedder: EmbedderOption = None,
 ) -> None:
     """Name the current state of AGENT's memory, to roll back to later."""
-    with open_engine(store, embedder) as engine:
+    with open_engine(store, embedder, options=storage_option) as engine:
         cp = engine.checkpoint(agent=agent, name=name)
     if as_json:
         print_json(asdict(cp))
@@ -271,10 +275,11 @@ def rollback_cmd(
     agent: AgentOption,
     as_json: JsonOption = False,
     store: StoreOption = None,
+    storage_option: StorageOptionsOption = None,
     embedder: EmbedderOption = None,
 ) -> None:
     """Restore AGENT's memory to a checkpoint (other agents untouched)."""
-    with open_engine(store, embedder) as engine:
+    with open_engine(store, embedder, options=storage_option) as engine:
         report = engine.rollback(agent=agent, name=name)
     if as_json:
         print_json(asdict(report))
@@ -290,10 +295,11 @@ def checkpoints_cmd(
     agent: AgentOption,
     as_json: JsonOption = False,
     store: StoreOption = None,
+    storage_option: StorageOptionsOption = None,
     embedder: EmbedderOption = None,
 ) -> None:
     """List AGENT's checkpoints, oldest first."""
-    with open_engine(store, embedder, read_only=True) as engine:
+    with open_engine(store, embedder, read_only=True, options=storage_option) as engine:
         found = engine.checkpoints(agent=agent)
         if not found and agent not in engine.agents():
             raise NotFoundError(
@@ -323,11 +329,12 @@ def checkpoint_delete_cmd(
     name: CheckpointName,
     agent: AgentOption,
     store: StoreOption = None,
+    storage_option: StorageOptionsOption = None,
     embedder: EmbedderOption = None,
 ) -> None:
     """Delete a checkpoint (its disk space is freed at a later compaction)."""
     from engramdb.engine.checkpoints import delete_checkpoint
 
-    with open_engine(store, embedder) as engine:
+    with open_engine(store, embedder, options=storage_option) as engine:
         delete_checkpoint(engine, agent=agent, name=name)
     typer.echo(f"deleted checkpoint {name!r} of {agent!r}")

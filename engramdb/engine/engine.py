@@ -27,7 +27,7 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from engramdb.config import Settings, default_store_path
+from engramdb.config import DEFAULT_REMOTE_FOLLOW_SECONDS, Settings, default_store_path
 from engramdb.consolidation.policy import ConsolidationPolicy
 from engramdb.consolidation.report import ConsolidationReport, ProgressCallback
 from engramdb.consolidation.run import run_consolidation
@@ -64,7 +64,10 @@ from engramdb.records import (
 )
 from engramdb.snapshots.info import ImportReport, SnapshotInfo
 from engramdb.store.guard import check_store_path, store_errors
+from engramdb.store.lease import WriterLease, lease_holder
+from engramdb.store.location import StoreLocation
 from engramdb.store.lock import WriterLock
+from engramdb.store.objects import object_files
 from engramdb.store.opening import open_table
 from engramdb.store.table import MemoryTable
 
@@ -92,7 +95,7 @@ class MemoryEngine:
 
     def __init__(
         self,
-        root: Path,
+        root: Path | StoreLocation,
         *,
         embedder: Embedder,
         store: MemoryTable,
@@ -100,10 +103,13 @@ class MemoryEngine:
         index: str,
         read_only: bool,
         settings: Settings,
-        lock: WriterLock | None,
+        lock: WriterLock | WriterLease | None,
     ) -> None:
         """Compose an engine from opened parts; users call :meth:`open` instead."""
-        self._path = root
+        self._location = StoreLocation.of(root)
+        self._path: Path | str = (
+            self._location.path if self._location.is_local else self._location.uri
+        )
         self._embedder = embedder
         self._space = space
         self._index_kind = index
@@ -113,6 +119,13 @@ class MemoryEngine:
         self._lock = lock
         self._mutex = threading.RLock()
         self._closed = False
+        interval = settings.follow_interval
+        if interval is None:
+            seconds = 0.0 if self._location.is_local else DEFAULT_REMOTE_FOLLOW_SECONDS
+        else:
+            seconds = interval.total_seconds()
+        self._follow_every = seconds
+        self._followed = -float("inf")
         self._vectors = Vectorizer(embedder)
         self._views = ViewRegistry(
             store, dim=embedder.dim, index_kind=index, settings=settings, read_only=read_only
@@ -134,9 +147,10 @@ class MemoryEngine:
     @classmethod
     def open(
         cls,
-        path: str | Path | None = None,
+        path: str | Path | StoreLocation | None = None,
         *,
         embedder: str | Path | Embedder = "minilm",
+        storage_options: Mapping[str, str] | None = None,
         space: str = "euclidean",
         index: str = "auto",
         read_only: bool = False,
@@ -145,21 +159,29 @@ class MemoryEngine:
         """Open (or create) the store at ``path``.
 
         Args:
-            path: Store directory; None uses ``$ENGRAMDB_HOME/default`` or the
+            path: Store directory, or a URI on object storage
+                (``s3://bucket/prefix``; other schemes LanceDB reads are passed
+                through untested); None uses ``$ENGRAMDB_HOME/default`` or the
                 platform's user data directory.
             embedder: ``"minilm"`` (bundled all-MiniLM-L6-v2, offline),
                 ``"hashing"``, a sentence-transformers model name or path, or an
                 :class:`~engramdb.embeddings.Embedder`. A store remembers the
                 embedder that built it and refuses another.
+            storage_options: LanceDB's ``storage_options`` for a store on object
+                storage (``aws_endpoint``, ``aws_region``, ``aws_access_key_id``,
+                ``aws_secret_access_key``, ``allow_http="true"`` for an http
+                endpoint, ...), over ``settings.storage_options``. Never printed.
             space: ``"euclidean"`` (cosine) or ``"poincare"``; fixed at creation.
             index: ``"auto"`` (exact below ``settings.exact_threshold`` memories per
                 agent, HNSW above), ``"flat"``, ``"hnsw"``, ``"ivf"``, or ``"lance"``
                 (LanceDB's own vector search, for stores larger than memory).
-            read_only: Open without the writer lock; sees what writers commit.
+            read_only: Open without the writer lock (the lease, on object storage);
+                sees what the writer commits (within ``settings.follow_interval``).
             settings: Engine settings; default: from ``ENGRAMDB_*`` variables.
 
         Raises:
-            StoreLockedError: another process has the store open for writing.
+            StoreLockedError: another process has the store open for writing (on
+                object storage: holds its unexpired lease, named in the message).
             EmbedderMismatchError: the store was built by another embedder.
         """
         settings = settings or Settings()
@@ -167,21 +189,30 @@ class MemoryEngine:
             raise ValidationError(f"space {space!r} is not known; use one of {SPACES}")
         if index not in INDEX_KINDS:
             raise ValidationError(f"index {index!r} is not known; use one of {INDEX_KINDS}")
-        root = check_store_path(Path(path) if path is not None else default_store_path(settings))
-        if read_only and not root.exists():
-            raise NotFoundError(f"no store at {root}; open it once without read_only to create")
+        options = {k: v.get_secret_value() for k, v in settings.storage_options.items()}
+        where = StoreLocation.of(
+            path if path is not None else default_store_path(settings),
+            {**options, **(storage_options or {})},
+        )
+        if where.is_local:
+            root = check_store_path(where.path)
+            if read_only and not root.exists():
+                raise NotFoundError(f"no store at {root}; open it once without read_only to create")
         # Everything that can fail on the caller's arguments runs before the first
         # file is created: a bad embedder leaves no empty store behind.
         emb = resolve_embedder(embedder, threads=max(settings.threads, 2))
         info = EmbedderInfo.of(emb)  # loads a lazy model: fails here, not after mkdir
-        lock = None
-        if not read_only:
-            with store_errors(root, "create the store directory and its writer lock"):
-                root.mkdir(parents=True, exist_ok=True)
-                lock = WriterLock(root)
+        lock: WriterLock | WriterLease | None = None
+        if not read_only and where.is_local:
+            with store_errors(where, "create the store directory and its writer lock"):
+                where.path.mkdir(parents=True, exist_ok=True)
+                lock = WriterLock(where.path)
+        elif not read_only:
+            with store_errors(where, "take the writer lease"):
+                lock = WriterLease(where, ttl=settings.lease_ttl, owner=settings.writer_name)
         try:
             store = open_table(
-                root,
+                where,
                 info,
                 space=space,
                 read_only=read_only,
@@ -192,9 +223,11 @@ class MemoryEngine:
             if lock is not None:
                 lock.release()
             raise
+        if isinstance(lock, WriterLease):
+            store.fence = lock.check
         faiss.omp_set_num_threads(settings.threads)
         return cls(
-            root,
+            where,
             embedder=CachedEmbedder(emb, capacity=settings.embed_cache_size),
             store=store,
             space=space,
@@ -248,9 +281,14 @@ class MemoryEngine:
     # -- what the engine is (the EngineCore port) -----------------------------------------
 
     @property
-    def path(self) -> Path:
-        """The store's directory."""
+    def path(self) -> Path | str:
+        """The store's directory, or its URI on object storage (never with credentials)."""
         return self._path
+
+    @property
+    def location(self) -> StoreLocation:
+        """Where the store lives (its ``repr`` masks the storage options' secrets)."""
+        return self._location
 
     @property
     def embedder(self) -> Embedder:
@@ -307,10 +345,28 @@ class MemoryEngine:
             raise StoreClosedError(f"engine for {self._path} is closed; open it again")
         if write and self._read_only:
             raise ReadOnlyError(
-                f"engine for {self._path} is read-only; open it without read_only=True to write"
+                f"engine for {self._path} is read-only; {self._writer_hint()}open it without "
+                "read_only=True to write"
             )
         if self._read_only:
-            self._views.follow()
+            now = time.monotonic()
+            if now - self._followed >= self._follow_every:
+                self._views.follow()
+                self._followed = now
+
+    def _writer_hint(self) -> str:
+        """Who writes to a remote store now (from its lease), for a refused write."""
+        if self._location.is_local:
+            return ""
+        try:
+            holder = lease_holder(
+                object_files(self._location), default_ttl=self._settings.lease_ttl
+            )
+        except EngramError:
+            return ""
+        if holder is None or holder.expired:
+            return "no writer holds the store's lease now; "
+        return f"send writes to the store's writer, {holder.owner}, or "
 
     def flush(self) -> None:
         """Write buffered access counts now (``close`` does this too)."""

@@ -8,7 +8,9 @@ one-line message on stderr and an exit code, in one place (:func:`_errors`).
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -17,21 +19,41 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from engramdb.cli.common import STORE_HELP, StorageOptionsOption, store_location
 from engramdb.cli.errors import cli_errors
 from engramdb.errors import EngramError, ValidationError
 
 if TYPE_CHECKING:
     from engramdb import MemoryEngine
+    from engramdb.config import Settings
 
 __all__ = ["register"]
 
 
-Store = Annotated[
-    Path | None, typer.Option("--store", "-s", help="Store directory (default: the user data dir).")
+Store = Annotated[str | None, typer.Option("--store", "-s", metavar="DIR|URI", help=STORE_HELP)]
+ReadOnly = Annotated[
+    bool,
+    typer.Option(
+        "--read-only",
+        help="Serve without the writer lock (the lease, on object storage): recall follows "
+        "the store's writer (every $ENGRAMDB_FOLLOW_INTERVAL seconds on object storage, "
+        "1 by default), and writes are refused with 405, naming the writer.",
+    ),
 ]
 EmbedderOpt = Annotated[
     str, typer.Option("--embedder", "-e", help="'minilm', 'hashing' or a model name/path.")
 ]
+
+
+def _settings(role: str) -> Settings:
+    """The environment's settings, the writer named after this server in its lease."""
+    from engramdb.config import Settings
+
+    settings = Settings()
+    if settings.writer_name is not None:
+        return settings
+    who = f"{role} ({socket.gethostname()}:{os.getpid()})"
+    return settings.model_copy(update={"writer_name": who})
 
 
 def _warm_in_background(engine: MemoryEngine) -> None:
@@ -48,6 +70,8 @@ def _warm_in_background(engine: MemoryEngine) -> None:
 
 def serve(
     store: Store = None,
+    storage_option: StorageOptionsOption = None,
+    read_only: ReadOnly = False,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8765,
     keys: Annotated[
@@ -89,10 +113,13 @@ def serve(
             heartbeat=heartbeat,
             mcp=mcp,
         )
-        engine = MemoryEngine.open(store, embedder=embedder)
+        settings = _settings(f"engramdb serve on http://{host}:{port}")
+        where = store_location(store, storage_option)
+        engine = MemoryEngine.open(where, embedder=embedder, read_only=read_only, settings=settings)
     _warm_in_background(engine)
     who = f"{len(ring)} key(s) from {keys}" if ring is not None else "loopback clients, no keys"
-    typer.echo(f"engramdb: serving {engine.path} to {who}; docs at /docs", err=True)
+    mode = " read-only" if read_only else ""
+    typer.echo(f"engramdb: serving{mode} {engine.path} to {who}; docs at /docs", err=True)
     try:
         app = create_app(engine, keys=ring, config=config, host=host)
         hub = app.state.engramdb.hub
@@ -117,6 +144,8 @@ def serve(
 def mcp(
     agent: Annotated[str, typer.Option("--agent", "-a", help="The agent this server serves.")],
     store: Store = None,
+    storage_option: StorageOptionsOption = None,
+    read_only: ReadOnly = False,
     embedder: EmbedderOpt = "minilm",
 ) -> None:
     """Serve one agent's memory over MCP on stdio (for Claude Desktop and other clients).
@@ -137,7 +166,13 @@ def mcp(
             raise ValidationError(
                 f"agent name {agent!r} is not allowed; use 1 to 128 letters, digits or '-_.:@'"
             )
-        engine = MemoryEngine.open(store, embedder=embedder)
+        where = store_location(store, storage_option)
+        engine = MemoryEngine.open(
+            where,
+            embedder=embedder,
+            read_only=read_only,
+            settings=_settings(f"engramdb mcp for agent {agent}"),
+        )
     service = MemoryService(engine, EventHub())
 
     _warm_in_background(engine)

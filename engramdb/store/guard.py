@@ -24,6 +24,7 @@ from engramdb.errors import (
     StoreIOError,
     ValidationError,
 )
+from engramdb.store.location import StoreLocation
 
 __all__ = ["check_store_path", "guarded", "store_errors"]
 
@@ -63,14 +64,16 @@ def _errno_of(exc: BaseException) -> int | None:
 
 
 @contextmanager
-def store_errors(root: Path, operation: str) -> Iterator[None]:
+def store_errors(root: Path | StoreLocation, operation: str) -> Iterator[None]:
     """Turn LanceDB and OS errors raised inside into engramdb errors about ``root``.
 
     Engramdb errors pass through untouched. An error the file system raised (or
     LanceDB passed on) becomes :class:`StoreIOError` with a hint for its errno;
     anything else LanceDB raises means its files could not be read as a table,
-    and becomes :class:`StoreCorruptError`.
+    and becomes :class:`StoreCorruptError`. A remote store's credentials are
+    taken out of the message.
     """
+    redact = root.redact if isinstance(root, StoreLocation) else str
     try:
         yield
     except EngramError:
@@ -81,11 +84,11 @@ def store_errors(root: Path, operation: str) -> Iterator[None]:
             hint = _IO_ERRNOS.get(code or -1, "check the path, its permissions and free space")
             raise StoreIOError(
                 code or getattr(exc, "errno", None) or errno.EIO,
-                f"cannot {operation} in store {root}: {_short(exc)}; {hint}",
+                f"cannot {operation} in store {root}: {redact(_short(exc))}; {hint}",
             ) from exc
         raise StoreCorruptError(
             f"cannot {operation} in store {root}: LanceDB failed with {type(exc).__name__}: "
-            f"{_short(exc)}; the store's files are damaged or incomplete; {_RECOVER}"
+            f"{redact(_short(exc))}; the store's files are damaged or incomplete; {_RECOVER}"
         ) from exc
 
 
@@ -96,8 +99,9 @@ def _short(exc: BaseException) -> str:
 
 
 class _HasRoot(Protocol):
-    root: Path
+    root: StoreLocation
     read_only: bool
+    fence: Callable[[], None] | None
 
     def refresh(self) -> None: ...
 
@@ -112,7 +116,8 @@ def guarded(
     """Run a store method inside :func:`store_errors` for its ``root``.
 
     With ``write``, the method is refused on a read-only store: a reader never
-    writes, compacts or purges anything. A reader's failed read is tried once
+    writes, compacts or purges anything; and the store's ``fence`` (the writer
+    lease's check on object storage) runs first. A reader's failed read is tried once
     more at the newest version before it is reported as damage.
     """
 
@@ -124,6 +129,8 @@ def guarded(
                     f"store {self.root} is open read-only; cannot {operation}: open it "
                     "without read_only=True to write"
                 )
+            if write and self.fence is not None:
+                self.fence()
             try:
                 with store_errors(self.root, operation):
                     return fn(self, *args, **kwargs)

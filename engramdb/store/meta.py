@@ -1,4 +1,9 @@
-"""The store's metadata file: format version, embedder and space, written atomically."""
+"""The store's metadata file: format version, embedder and space, written atomically.
+
+A local store keeps it as ``<store>/engramdb.json``; a store on object storage as
+the object of that name under its prefix (read and written through
+:mod:`engramdb.store.objects`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engramdb.errors import StoreCorruptError, StoreFormatError
 from engramdb.store.guard import store_errors
+from engramdb.store.location import StoreLocation
 
 __all__ = ["META_FILE", "STORE_FORMAT", "read_meta", "write_meta"]
 
@@ -39,18 +45,27 @@ class _Meta(BaseModel):
     space: Literal["euclidean", "poincare"] = "euclidean"
 
 
-def read_meta(root: Path) -> dict[str, Any] | None:
+def read_meta(root: Path | StoreLocation) -> dict[str, Any] | None:
     """The store's metadata file, or None for a new store.
 
     Raises:
         StoreFormatError: written by a newer engramdb.
         StoreCorruptError: not JSON, or without the fields a store needs.
     """
-    path = root / META_FILE
-    with store_errors(root, "read the metadata file"):
-        if not path.exists():
-            return None
-        raw = path.read_bytes()
+    where = StoreLocation.of(root)
+    path = where.child(META_FILE)
+    with store_errors(where, "read the metadata file"):
+        if where.is_local:
+            if not where.path.joinpath(META_FILE).exists():
+                return None
+            raw = where.path.joinpath(META_FILE).read_bytes()
+        else:
+            from engramdb.store.objects import object_files
+
+            stored = object_files(where).get(META_FILE)
+            if stored is None:
+                return None
+            raw = stored.data
     try:
         meta = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -75,10 +90,20 @@ def read_meta(root: Path) -> dict[str, Any] | None:
         ) from None
 
 
-def write_meta(root: Path, meta: dict[str, Any]) -> None:
-    """Write the metadata file atomically: a temporary file, fsync, then rename."""
-    with store_errors(root, "write the metadata file"):
-        _write(root, meta)
+def write_meta(root: Path | StoreLocation, meta: dict[str, Any]) -> None:
+    """Write the metadata file atomically: a temporary file, fsync, then rename.
+
+    On object storage one PUT writes it whole (an object is never seen half-written).
+    """
+    where = StoreLocation.of(root)
+    with store_errors(where, "write the metadata file"):
+        if where.is_local:
+            _write(where.path, meta)
+        else:
+            from engramdb.store.objects import object_files
+
+            data = json.dumps(meta, indent=2, sort_keys=True).encode()
+            object_files(where).put(META_FILE, data)
 
 
 def _write(root: Path, meta: dict[str, Any]) -> None:

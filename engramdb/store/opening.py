@@ -1,6 +1,7 @@
 """Opening a store: its metadata file checked against the caller's embedder and space.
 
-A new store is made in this order, under the writer lock: the table, then the
+A new store is made in this order, under the writer lock (the lease, on object
+storage): the table, then the
 metadata file. The metadata file is therefore the mark of a complete store: a
 reader that finds none (or no table) gets :class:`~engramdb.errors.NotFoundError`
 and creates nothing, and a writer that finds one without its table, or a table
@@ -21,6 +22,7 @@ from engramdb.errors import (
     ValidationError,
 )
 from engramdb.records import utcnow
+from engramdb.store.location import StoreLocation
 from engramdb.store.meta import META_FILE, STORE_FORMAT, read_meta, write_meta
 from engramdb.store.table import MemoryTable, table_dir, table_exists
 
@@ -33,7 +35,7 @@ _RESTORE = (
 
 
 def open_table(
-    root: Path,
+    where: Path | StoreLocation,
     info: EmbedderInfo,
     *,
     space: str,
@@ -51,6 +53,7 @@ def open_table(
         EmbedderMismatchError: the store was built by another embedder.
         ValidationError: the store was built in the other space.
     """
+    root = StoreLocation.of(where)
     meta = read_meta(root)
     has_table = table_exists(root)
 
@@ -76,7 +79,7 @@ def open_table(
             if found.count() or found.tags() or found.version > 1:
                 raise StoreCorruptError(
                     f"store {root} has a table of {found.count()} memories but no metadata file "
-                    f"{root / META_FILE}, which names the embedder and space it was built "
+                    f"{root.child(META_FILE)}, which names the embedder and space it was built "
                     f"with; put the file back from a backup, or {_RESTORE}"
                 )
             # An empty table and no metadata: a creation that stopped in between.

@@ -31,6 +31,7 @@ from engramdb.config import DEFAULT_COMPACT_EVERY, DEFAULT_VERSION_RETENTION_SEC
 from engramdb.errors import NotFoundError, ReadOnlyError, StoreCorruptError, StoreIOError
 from engramdb.records import Memory
 from engramdb.store.guard import guarded, store_errors
+from engramdb.store.location import StoreLocation
 from engramdb.store.schema import memories_to_arrow, schema
 
 __all__ = ["LANCE_DIR", "TABLE", "Commit", "MemoryTable", "table_dir", "table_exists"]
@@ -91,14 +92,27 @@ def agent_filter(agent: str) -> str:
     return f"agent = '{agent}'"
 
 
-def table_dir(root: Path) -> Path:
-    """Where the store's LanceDB table lives on disk."""
-    return root / LANCE_DIR / f"{TABLE}.lance"
+def table_dir(root: Path | StoreLocation) -> Path | str:
+    """Where the store's LanceDB table lives: a directory, or a URI on object storage."""
+    where = StoreLocation.of(root)
+    if where.is_local:
+        return where.path / LANCE_DIR / f"{TABLE}.lance"
+    return where.child(f"{LANCE_DIR}/{TABLE}.lance")
 
 
-def table_exists(root: Path) -> bool:
-    """Whether the store's table directory is there (looked at, nothing created)."""
-    return table_dir(root).is_dir()
+def table_exists(root: Path | StoreLocation) -> bool:
+    """Whether the store's table is there (looked at, nothing created).
+
+    On object storage a table exists once it has a committed version (a manifest
+    under ``_versions/``): data files alone are an interrupted creation.
+    """
+    where = StoreLocation.of(root)
+    if where.is_local:
+        return where.path.joinpath(LANCE_DIR, f"{TABLE}.lance").is_dir()
+    from engramdb.store.objects import object_files
+
+    with store_errors(where, "look for the table"):
+        return object_files(where).any_under(f"{LANCE_DIR}/{TABLE}.lance/_versions")
 
 
 class MemoryTable:
@@ -109,7 +123,7 @@ class MemoryTable:
     compaction included.
 
     Args:
-        root: The store directory.
+        root: The store: a directory, or a location on object storage.
         dim: Vector dimension.
         read_only: Refuse writes (a reader in another process than the writer).
         compact_every: Commits between two automatic compactions.
@@ -124,9 +138,12 @@ class MemoryTable:
         StoreCorruptError: the table's files are there but cannot be opened.
     """
 
+    fence: Callable[[], None] | None
+    """Called before every write (the writer lease's check on object storage)."""
+
     def __init__(
         self,
-        root: Path,
+        root: Path | StoreLocation,
         dim: int,
         *,
         read_only: bool = False,
@@ -134,22 +151,27 @@ class MemoryTable:
         retention: timedelta = timedelta(seconds=DEFAULT_VERSION_RETENTION_SECONDS),
         create: bool = False,
     ) -> None:
-        self.root = root
+        self.root = StoreLocation.of(root)
+        self.fence = None
         self.dim = dim
         self.read_only = read_only
         self.compact_every = compact_every
         self.retention = retention
         self._commits = 0
         if read_only and create:
-            raise ReadOnlyError(f"cannot create a table in store {root} opened read-only")
-        if not create and not table_exists(root):
-            raise NotFoundError(f"store {root} has no table at {table_dir(root)}")
-        with store_errors(root, "open the table"):
+            raise ReadOnlyError(f"cannot create a table in store {self.root} opened read-only")
+        if not create and not table_exists(self.root):
+            raise NotFoundError(f"store {self.root} has no table at {table_dir(self.root)}")
+        with store_errors(self.root, "open the table"):
             # LanceDB's caches grow with every version a handle sees unless capped.
             session = lancedb.Session(
                 index_cache_size_bytes=_CACHE_BYTES, metadata_cache_size_bytes=_CACHE_BYTES
             )
-            self._db = lancedb.connect(str(root / LANCE_DIR), session=session)
+            self._db = lancedb.connect(
+                self.root.child(LANCE_DIR),
+                storage_options=self.root.options or None,
+                session=session,
+            )
             if create:
                 self.table = self._db.create_table(TABLE, schema=schema(dim))
                 return
@@ -157,7 +179,7 @@ class MemoryTable:
             found = self.table.schema.field("vector").type.list_size
         if found != dim:
             raise StoreCorruptError(
-                f"store {root} holds vectors of dim {found}, not {dim}; the metadata file "
+                f"store {self.root} holds vectors of dim {found}, not {dim}; the metadata file "
                 "and the table disagree: the store is damaged; restore it from a snapshot"
             )
 

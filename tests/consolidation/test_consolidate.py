@@ -48,6 +48,7 @@ def summary(report: Any) -> list[dict[str, Any]]:
 # -- the stages ----------------------------------------------------------------------------
 
 
+@pytest.mark.s3
 def test_duplicates_merge_into_one_memory_that_covers_them(engine: MemoryEngine) -> None:
     a = engine.add(
         "Caroline adopted a puppy named Max.",
@@ -112,6 +113,7 @@ def _topics(engine: MemoryEngine, agent: str, *, per_topic: int = 5) -> dict[str
     return {"cats": added[:per_topic], "boats": added[per_topic : 2 * per_topic]}
 
 
+@pytest.mark.s3
 def test_old_episodes_cluster_under_gists_that_parent_them(engine: MemoryEngine) -> None:
     topics = _topics(engine, "bot")
     report = engine.consolidate(agent="bot", policy=ONLY_CLUSTER)
@@ -202,6 +204,7 @@ def test_an_agent_whose_memories_all_expired_is_gone(engine: MemoryEngine) -> No
     assert not engine.consolidate().changed
 
 
+@pytest.mark.s3
 def test_forgetting_archives_then_deletes_but_never_pinned(engine: MemoryEngine) -> None:
     now = T0  # in the past: created_at may not lie ahead of the wall clock
     years = lambda y: now - timedelta(days=365 * y)  # noqa: E731
@@ -271,6 +274,7 @@ def test_every_agent_by_default_and_a_missing_agent_is_an_error(engine: MemoryEn
         engine.consolidate(policy="aggressive")
 
 
+@pytest.mark.s3
 def test_read_only_engines_cannot_consolidate(store_path: Path) -> None:
     with MemoryEngine.open(store_path, embedder="hashing") as engine:
         engine.add("x", agent="bot")

@@ -22,6 +22,7 @@ def dump(engine: MemoryEngine, agent: str) -> list[dict[str, Any]]:
     return [m.model_dump() for m in engine.list(agent=agent, limit=None, include_archived=True)]
 
 
+@pytest.mark.s3
 def test_rollback_restores_one_agent_and_leaves_others(engine: MemoryEngine) -> None:
     made = engine.add_many([f"bot memory {i}" for i in range(5)], agent="bot")
     engine.add("zed memory", agent="zed")
@@ -56,6 +57,7 @@ def test_rollback_to_an_empty_agent(engine: MemoryEngine) -> None:
     assert engine.count(agent="bot") == 0 and engine.count(agent="zed") == 1
 
 
+@pytest.mark.s3
 def test_list_names_and_reopen(engine: MemoryEngine, store_path) -> None:
     engine.add("one", agent="a:b@c.d")
     engine.checkpoint(agent="a:b@c.d", name="first_try.v1")
@@ -106,6 +108,7 @@ def _age(engine: MemoryEngine, version: int) -> timedelta:
     return datetime.now(UTC) - stamp.replace(tzinfo=UTC)
 
 
+@pytest.mark.s3
 def test_deleted_checkpoint_is_cleaned_and_kept_one_rolls_back(engine: MemoryEngine) -> None:
     engine.add("one", agent="bot")
     dropped = engine.checkpoint(agent="bot", name="dropped").version
@@ -133,6 +136,7 @@ def test_tagged_version_blocks_a_plain_cleanup(engine: MemoryEngine) -> None:
     assert engine.rollback(agent="bot", name="v1").memories == 1
 
 
+@pytest.mark.s3
 def test_compaction_after_an_old_checkpoint(engine: MemoryEngine) -> None:
     engine.add("one", agent="bot")
     engine.checkpoint(agent="bot", name="v1")

@@ -34,6 +34,7 @@ FACTS = [
 ]
 
 
+@pytest.mark.s3
 def test_add_recall_get_update_delete(engine: MemoryEngine) -> None:
     mems = engine.add_many(FACTS, agent="assistant", kind="semantic")
     assert [m.text for m in mems] == FACTS
@@ -59,6 +60,7 @@ def test_add_recall_get_update_delete(engine: MemoryEngine) -> None:
     assert engine.count(agent="assistant") == len(FACTS) - 1
 
 
+@pytest.mark.s3
 def test_everything_survives_reopen(store_path: Path) -> None:
     with MemoryEngine.open(store_path, embedder="hashing") as eng:
         for agent in ("a1", "a2", "a3"):
@@ -78,6 +80,7 @@ def test_everything_survives_reopen(store_path: Path) -> None:
         } == q
 
 
+@pytest.mark.s3
 def test_agents_are_isolated(engine: MemoryEngine) -> None:
     engine.add("secret of agent one", agent="one")
     engine.add("note of agent two", agent="two")
@@ -174,6 +177,7 @@ def test_score_parts_and_reproducibility(engine: MemoryEngine, mode: str) -> Non
     assert [h.score for h in again] == [h.score for h in hits]
 
 
+@pytest.mark.s3
 def test_access_is_recorded_in_batches(engine: MemoryEngine) -> None:
     m = engine.add("frequently needed fact", agent="a")
     version = engine.table.version
@@ -236,6 +240,7 @@ def test_second_writer_is_refused(store_path: Path) -> None:
     MemoryEngine.open(store_path, embedder="hashing").close()  # released on close
 
 
+@pytest.mark.s3
 def test_embedder_mismatch(store_path: Path) -> None:
     MemoryEngine.open(store_path, embedder="hashing").close()
     with pytest.raises(EmbedderMismatchError, match=r"hashing-256.*hashing-64"):
@@ -288,6 +293,7 @@ def test_every_index_choice_answers_and_forgets(store_path: Path, index: str) ->
         assert len(eng.list(agent="a", limit=None)) == len(mems) - 1
 
 
+@pytest.mark.s3
 def test_memory_round_trips_through_storage(engine: MemoryEngine) -> None:
     parent = engine.add("topic: travel", agent="a", kind="semantic")
     m = engine.add(

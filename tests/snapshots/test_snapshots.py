@@ -163,6 +163,7 @@ def other(tmp_path: Path) -> Any:
 # -- round trips -----------------------------------------------------------------------------
 
 
+@pytest.mark.s3
 def test_float32_round_trip_is_exact(engine: MemoryEngine, other: MemoryEngine, tmp_path):
     fill(engine)
     path = tmp_path / "bot.egm"
@@ -203,6 +204,7 @@ def test_copy_under_another_name_rewrites_ids_and_links(engine: MemoryEngine, tm
     assert state(engine) == before
 
 
+@pytest.mark.s3
 def test_modes(engine: MemoryEngine, other: MemoryEngine, tmp_path):
     made = engine.add_many([f"memory {w}" for w in WORDS[:6]], agent="bot")
     path = tmp_path / "bot.egm"
@@ -280,6 +282,7 @@ def test_include_archived_and_expired(engine: MemoryEngine, other: MemoryEngine,
     assert all(m.status is MemoryStatus.ACTIVE for m in other.list(agent="bot", limit=None))
 
 
+@pytest.mark.s3
 def test_read_only_engine_exports_but_does_not_import(engine, store_path, tmp_path):
     engine.add("alice likes tea", agent="bot")
     engine.close()
