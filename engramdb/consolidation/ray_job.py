@@ -146,7 +146,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
                 ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
             else:
                 ray.init(address=address, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError) as exc:  # ConnectionError is an OSError
         where = f"the Ray cluster at {address!r}" if address else "a local Ray"
         raise ValidationError(
             f"cannot start or join {where}: {type(exc).__name__}: {exc}; check the address "

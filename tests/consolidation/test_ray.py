@@ -114,6 +114,7 @@ def canonical(root: Path) -> dict[str, Counter[tuple[Any, ...]]]:
     return out
 
 
+@pytest.mark.slow
 def test_agents_consolidated_on_ray_match_the_local_pass(tmp_path: Path, ray_cluster: Any) -> None:
     from engramdb.consolidation.ray_job import consolidate_on_ray
 
@@ -139,6 +140,7 @@ def test_agents_consolidated_on_ray_match_the_local_pass(tmp_path: Path, ray_clu
     assert all(after[a] != before[a] for a in after)  # the pass had work in every agent
 
 
+@pytest.mark.slow
 def test_a_task_killed_midway_leaves_its_agent_and_a_rerun_finishes(
     tmp_path: Path, hooks: Path, ray_cluster: Any
 ) -> None:
