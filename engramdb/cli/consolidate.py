@@ -110,7 +110,8 @@ SUMMARY = (
 """The summary's columns; seconds go in the note, everything is in ``--json``."""
 
 
-def _print_summary(rows: list[dict[str, Any]], dry_run: bool, seconds: float) -> None:
+def _print_summary(rows: list[dict[str, Any]], dry_run: bool, seconds: float | None = None) -> None:
+    """The summary table; ``seconds`` is the run's wall time (default: the agents' sum)."""
     cells = []
     for r in rows:
         if "active_before" in r:
@@ -128,6 +129,8 @@ def _print_summary(rows: list[dict[str, Any]], dry_run: bool, seconds: float) ->
             )
         else:
             cells.append([r["agent"], r["status"], *[""] * 6])
+    if seconds is None:
+        seconds = sum(r.get("seconds", 0.0) for r in rows)
     print_table(
         SUMMARY,
         cells,

@@ -34,6 +34,8 @@ off) and stopped after it; with ``address`` (``"ray://host:10001"`` or
 ``"host:6379"``) the job joins that cluster, whose workers need engramdb
 installed and the store at the same path (a shared file system, or object
 storage). If Ray is already initialized in the process, the job uses it.
+The policy travels to the workers by pickle: a ``summarize`` given as an import
+path (``"pkg.mod:func"``) must be importable there too.
 """
 
 from __future__ import annotations
@@ -267,7 +269,7 @@ def iter_ray_consolidation(
         job = ray.put(
             _Job(
                 token=uuid.uuid4().hex,
-                root=str(engine.path),
+                root=str(engine.path.absolute()),  # workers may have another cwd
                 info=(engine.embedder.name, engine.embedder.dim, engine.embedder.normalized),
                 space=engine.space,
                 settings=engine.settings,
