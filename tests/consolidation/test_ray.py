@@ -34,10 +34,14 @@ import os
 from pathlib import Path
 
 FLAG = Path(__file__).with_name("crash.flag")
+ONCE = Path(__file__).with_name("once.flag")
 
 def summarize(texts):
     if FLAG.exists() and any("crash" in t for t in texts):
         os._exit(1)  # the worker dies mid-task, as on a lost node
+    if any("once" in t for t in texts) and ONCE.exists():
+        ONCE.unlink()
+        os._exit(1)  # dies the first time only: Ray's retry finishes it
     return "Summary: " + texts[0]
 """
 
@@ -145,7 +149,7 @@ def test_a_task_killed_midway_leaves_its_agent_and_a_rerun_finishes(
     tmp_path: Path, hooks: Path, ray_cluster: Any
 ) -> None:
     store, expected = tmp_path / "store", tmp_path / "expected"
-    populate(store, ["ann", "bob-crash", "cyd"])
+    populate(store, ["ann", "bob-crash", "cyd-once"])
     shutil.copytree(store, expected)
     policy = tmp_path / "policy.toml"
     policy.write_text('summarize = "ray_test_hooks:summarize"\n\n[forget]\nenabled = false\n')
@@ -157,14 +161,16 @@ def test_a_task_killed_midway_leaves_its_agent_and_a_rerun_finishes(
     args = ["consolidate", "--all", "--store", str(store), "--policy", str(policy)]
 
     (hooks / "crash.flag").touch()
+    (hooks / "once.flag").touch()
     try:
         first = runner.invoke(app, [*args, "--executor", "ray", "--json"])
     finally:
         (hooks / "crash.flag").unlink()
     assert first.exit_code == 1, first.output
+    assert not (hooks / "once.flag").exists()  # cyd-once's first worker did die
     now = canonical(store)
-    assert now["bob-crash"] == before["bob-crash"]  # its task died: nothing of it written
-    assert now["ann"] == want["ann"] and now["cyd"] == want["cyd"]
+    assert now["bob-crash"] == before["bob-crash"]  # its task died twice: nothing written
+    assert now["ann"] == want["ann"] and now["cyd-once"] == want["cyd-once"]  # retried
     assert "bob-crash failed" in first.stderr and "WorkerCrashedError" in first.stderr
     assert (store / JOURNAL).exists()
 
@@ -173,6 +179,29 @@ def test_a_task_killed_midway_leaves_its_agent_and_a_rerun_finishes(
     assert "skipped" in second.stdout and "resuming" in second.stderr
     assert canonical(store) == want
     assert not (store / JOURNAL).exists()
+
+
+@pytest.mark.slow
+def test_a_failing_agent_raises_after_the_others_are_committed(
+    tmp_path: Path, ray_cluster: Any
+) -> None:
+    from engramdb.consolidation.ray_job import consolidate_on_ray
+    from engramdb.errors import ValidationError
+
+    store = tmp_path / "store"
+    populate(store, ["ann", "bob-poison"])
+    before = canonical(store)
+
+    def summarize(texts: list[str]) -> str:  # local: Ray ships it by value
+        return "" if any("poison" in t for t in texts) else "Summary: " + texts[0]
+
+    with MemoryEngine.open(store, embedder="hashing") as engine:
+        with pytest.raises(ValidationError, match="summarize returned") as caught:
+            consolidate_on_ray(engine, policy={"summarize": summarize})
+    assert "1 of 2 agent(s) failed" in "".join(caught.value.__notes__)
+    after = canonical(store)
+    assert after["bob-poison"] == before["bob-poison"]
+    assert after["ann"] != before["ann"]
 
 
 def test_without_ray_the_ray_executor_says_how_to_install_it(
