@@ -141,9 +141,10 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     quiet: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
         with warnings.catch_warnings():
-            # Ray starts its daemons by fork and exec; LanceDB warns of any fork after
-            # it is loaded, but an exec'd child shares none of its state.
+            # Ray starts its daemons by fork and exec; LanceDB and Lance warn of any fork
+            # after they are loaded, but an exec'd child shares none of their state.
             warnings.filterwarnings("ignore", "lancedb fork support", RuntimeWarning)
+            warnings.filterwarnings("ignore", "lance is not fork-safe", UserWarning)
             if address is None:
                 ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
             else:
