@@ -27,8 +27,8 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(INSTALLED_TEST): pyproject.toml $(INSTALLED)
-	@echo "== installing the test, benchmark and server extras into $(VENV) (once)"
-	$(BIN)/pip install -e '.[test,bench,server,mcp]'
+	@echo "== installing the test, benchmark, server and Ray extras into $(VENV) (once)"
+	$(BIN)/pip install -e '.[test,bench,server,mcp,ray]'
 	@touch $@
 
 install: $(INSTALLED)

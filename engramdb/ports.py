@@ -16,6 +16,7 @@ from typing import Protocol
 
 from engramdb.config import Settings
 from engramdb.embeddings import Embedder
+from engramdb.store.location import StoreLocation
 from engramdb.store.table import MemoryTable
 
 __all__ = ["EngineCore"]
@@ -27,6 +28,11 @@ class EngineCore(Protocol):
     @property
     def path(self) -> Path | str:
         """The store's directory, or its URI on object storage."""
+        ...
+
+    @property
+    def location(self) -> StoreLocation:
+        """Where the store lives, with its storage options."""
         ...
 
     @property

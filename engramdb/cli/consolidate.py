@@ -5,6 +5,11 @@ reported and the others still run (the exit code says that one failed). A small
 journal in the store directory records the agents a run has finished, so a run
 that was interrupted resumes where it stopped when the same command is given
 again; the journal is removed when every agent has been done.
+
+``--executor ray`` plans the agents as Ray tasks in parallel (on a local Ray, or
+the cluster at ``--address``) while this process, which holds the writer lock,
+commits each plan as it arrives (:mod:`engramdb.consolidation.ray_job`); the
+journal, the progress and the summary are the same.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import os
 import tempfile
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,6 +39,8 @@ from engramdb.cli.output import Column, err_console, print_json, print_table
 from engramdb.errors import EngramError, ValidationError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from engramdb.consolidation import AgentReport, ConsolidationPolicy
     from engramdb.engine import MemoryEngine
 
@@ -86,6 +94,13 @@ def _remote_journal_dir(uri: str) -> Path:
     return folder
 
 
+class Executor(StrEnum):
+    """Where the agents are planned: in this process, or as Ray tasks."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
 def _run_key(selection: list[str] | None, policy_source: str) -> str:
     blob = json.dumps({"agents": selection, "policy": policy_source}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -113,7 +128,8 @@ SUMMARY = (
 """The summary's columns; seconds go in the note, everything is in ``--json``."""
 
 
-def _print_summary(rows: list[dict[str, Any]], dry_run: bool) -> None:
+def _print_summary(rows: list[dict[str, Any]], dry_run: bool, seconds: float | None = None) -> None:
+    """The summary table; ``seconds`` is the run's wall time (default: the agents' sum)."""
     cells = []
     for r in rows:
         if "active_before" in r:
@@ -131,7 +147,8 @@ def _print_summary(rows: list[dict[str, Any]], dry_run: bool) -> None:
             )
         else:
             cells.append([r["agent"], r["status"], *[""] * 6])
-    seconds = sum(r.get("seconds", 0.0) for r in rows)
+    if seconds is None:
+        seconds = sum(r.get("seconds", 0.0) for r in rows)
     print_table(
         SUMMARY,
         cells,
@@ -158,6 +175,35 @@ def consolidate(
     restart: Annotated[
         bool, typer.Option("--restart", help="Ignore an interrupted run's journal.")
     ] = False,
+    executor: Annotated[
+        Executor,
+        typer.Option(
+            "--executor",
+            help="local: plan each agent in this process; ray: plan them as Ray tasks "
+            "(pip install 'engramdb[ray]').",
+        ),
+    ] = Executor.LOCAL,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            metavar="ADDR",
+            help="With --executor ray: a Ray cluster (host:6379, ray://host:10001) "
+            "[default: a local Ray for this run].",
+            show_default=False,
+        ),
+    ] = None,
+    num_cpus: Annotated[
+        int | None,
+        typer.Option(
+            "--num-cpus",
+            min=1,
+            metavar="N",
+            help="With --executor ray and no --address: workers of the local Ray "
+            "[default: every core].",
+            show_default=False,
+        ),
+    ] = None,
     store: StoreOption = None,
     storage_option: StorageOptionsOption = None,
     embedder: EmbedderOption = None,
@@ -171,6 +217,14 @@ def consolidate(
 
     if all_agents == bool(agents):
         raise ValidationError("give either --all or one or more --agent NAME")
+    if executor is Executor.LOCAL and (address is not None or num_cpus is not None):
+        raise ValidationError(
+            "--address and --num-cpus go with --executor ray; add --executor ray, or leave them out"
+        )
+    if executor is Executor.RAY:
+        from engramdb.consolidation.ray_job import import_ray
+
+        import_ray()  # a missing Ray fails before the store is opened
     policy_source = ""
     policy = ConsolidationPolicy()
     if policy_file is not None:
@@ -188,14 +242,37 @@ def consolidate(
             err_console.print(
                 f"resuming an interrupted run: {len(journal.done)} agent(s) already done"
             )
-        rows = _run(engine, names, policy, dry_run=dry_run, journal=journal, quiet=as_json)
+        start = time.perf_counter()
+        if executor is Executor.RAY:
+            rows = _run_ray(
+                engine,
+                names,
+                policy,
+                dry_run=dry_run,
+                journal=journal,
+                quiet=as_json,
+                address=address,
+                num_cpus=num_cpus,
+            )
+        else:
+            rows = _run(engine, names, policy, dry_run=dry_run, journal=journal, quiet=as_json)
+        seconds = time.perf_counter() - start
     failed = [r for r in rows if r["status"] == "failed"]
     if not dry_run and not failed:
         journal.clear()
     if as_json:
-        print_json({"dry_run": dry_run, "store": str(where), "failed": len(failed), "agents": rows})
+        print_json(
+            {
+                "dry_run": dry_run,
+                "store": str(where),
+                "executor": executor.value,
+                "seconds": seconds,
+                "failed": len(failed),
+                "agents": rows,
+            }
+        )
     else:
-        _print_summary(rows, dry_run)
+        _print_summary(rows, dry_run, seconds)
     for r in failed:
         err_console.print(f"{r['agent']} failed: {r['error']}", markup=False)
     if failed:
@@ -207,6 +284,22 @@ def consolidate(
         )
 
 
+def _progress(quiet: bool) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    return Progress(*columns, console=err_console, disable=quiet, transient=False)
+
+
+def _failure(exc: BaseException) -> str:
+    return cli_message(str(exc)) if isinstance(exc, EngramError) else f"{type(exc).__name__}: {exc}"
+
+
 def _run(
     engine: MemoryEngine,
     names: list[str],
@@ -216,19 +309,11 @@ def _run(
     journal: Journal,
     quiet: bool,
 ) -> list[dict[str, Any]]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from engramdb.consolidation.report import STEPS, ProgressEvent
     from engramdb.consolidation.run import run_consolidation
 
     rows: list[dict[str, Any]] = []
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err_console, disable=quiet, transient=False) as bars:
+    with _progress(quiet) as bars:
         overall = bars.add_task("all agents", total=len(names))
         for name in names:
             if name in journal.done:
@@ -249,12 +334,7 @@ def _run(
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # one agent failing must not stop the batch
-                error = (
-                    cli_message(str(exc))
-                    if isinstance(exc, EngramError)
-                    else f"{type(exc).__name__}: {exc}"
-                )
-                rows.append(_row(name, "failed", None, error))
+                rows.append(_row(name, "failed", None, _failure(exc)))
                 bars.update(task, description=f"  {name}: [red]failed[/red]")
             else:
                 rows.append(_row(name, "ok", report[name], None))
@@ -263,3 +343,54 @@ def _run(
                 bars.update(task, completed=len(STEPS), description=f"  {name}: done")
             bars.advance(overall)
     return rows
+
+
+def _run_ray(
+    engine: MemoryEngine,
+    names: list[str],
+    policy: ConsolidationPolicy,
+    *,
+    dry_run: bool,
+    journal: Journal,
+    quiet: bool,
+    address: str | None,
+    num_cpus: int | None,
+) -> list[dict[str, Any]]:
+    """The agents planned as Ray tasks; each plan committed here as it arrives."""
+    from engramdb.consolidation.ray_job import (
+        describe_failure,
+        iter_ray_consolidation,
+        ray_session,
+    )
+    from engramdb.consolidation.report import STEPS
+
+    rows: dict[str, dict[str, Any]] = {}
+    todo = [name for name in names if name not in journal.done]
+    with _progress(quiet) as bars:
+        overall = bars.add_task("all agents", total=len(names))
+        for name in names:
+            if name in journal.done:
+                rows[name] = _row(name, "skipped", None, None)
+                bars.advance(overall)
+        if todo:
+            bars.update(overall, description="all agents (starting Ray)")
+            with ray_session(address, num_cpus=num_cpus) as ray:
+                cpus = int(ray.cluster_resources().get("CPU", 0))
+                bars.update(overall, description=f"all agents (Ray, {cpus} CPUs)")
+                for outcome in iter_ray_consolidation(engine, todo, policy, dry_run=dry_run):
+                    name = outcome.agent
+                    if outcome.error is None:
+                        rows[name] = _row(name, "ok", outcome.report, None)
+                        if not dry_run:
+                            journal.finish(name)
+                        bars.add_task(f"  {name}: done", total=len(STEPS), completed=len(STEPS))
+                    else:
+                        error = (
+                            _failure(outcome.error)
+                            if isinstance(outcome.error, EngramError)
+                            else describe_failure(outcome.error)
+                        )
+                        rows[name] = _row(name, "failed", None, error)
+                        bars.add_task(f"  {name}: [red]failed[/red]", total=len(STEPS))
+                    bars.advance(overall)
+    return [rows[name] for name in names]

@@ -383,6 +383,9 @@ def test_no_memory_is_lost_and_a_second_pass_changes_nothing(
         assert set(m.source_ids) <= set(stored)
         assert m.parent_id is None or m.parent_id in stored
 
+    if not stored:  # forgetting took every memory (old, unpinned): the agent is gone
+        assert agent not in engine.agents()
+        return
     version = engine.table.version
     second = engine.consolidate(agent=agent, policy=policy)
     assert not second.changed
