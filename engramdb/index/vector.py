@@ -42,6 +42,7 @@ __all__ = [
     "FlatIndex",
     "HNSWIndex",
     "IVFIndex",
+    "NoIndex",
     "Tuning",
     "VectorIndex",
     "faiss_threads",
