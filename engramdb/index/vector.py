@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -116,6 +117,7 @@ class Tuning:
         tried: Every breadth tried, with its estimate, in order.
         held_out: Whether the queries were vectors held out of the index while it
             was tuned (a bulk add), else :func:`probe_queries`.
+        seconds: How long the tuning took.
     """
 
     breadth: int
@@ -124,6 +126,7 @@ class Tuning:
     queries: int
     tried: tuple[tuple[int, float], ...]
     held_out: bool = False
+    seconds: float = 0.0
 
 
 def probe_queries(
@@ -191,6 +194,7 @@ def tune_breadth(
     Returns:
         The tuning, or None when the index holds too few vectors to measure.
     """
+    started = time.perf_counter()
     k = min(TUNE_K, size)
     if k < 1 or not breadths or not len(queries):
         return None
@@ -208,7 +212,8 @@ def tune_breadth(
         if estimate == 1.0 or estimate - TUNE_CONFIDENCE * error - bias >= target:
             break
     breadth, estimate = tried[-1]
-    return Tuning(breadth, estimate, size, len(queries), tuple(tried), held_out)
+    seconds = time.perf_counter() - started
+    return Tuning(breadth, estimate, size, len(queries), tuple(tried), held_out, seconds)
 
 
 class _Tunable(Protocol):
