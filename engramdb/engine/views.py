@@ -332,7 +332,8 @@ class ViewRegistry:
         else:
             self.counts["catch_ups"] += 1
             self._source[agent] = "cache+catch-up"
-            self._save(view, version)
+            # Same graph (nodes only retired): a new stamp will do.
+            self._save(view, version, restamp=not readd and index.index is cached.index)
         return view
 
     def _changed_vectors(
@@ -384,10 +385,12 @@ class ViewRegistry:
         stamp = self.store.version_times().get(version)
         return None if stamp is None else stamp.isoformat()
 
-    def _save(self, view: AgentView, version: int) -> None:
+    def _save(self, view: AgentView, version: int, *, restamp: bool = False) -> None:
         """Write the view's graph to the index cache (HNSW only), stamped with ``version``.
 
-        Best effort: a cache that cannot be written is logged and skipped.
+        With ``restamp`` the graph is the cached one with no node added: only the
+        stamp and node ids are written. Best effort: a cache that cannot be
+        written is logged and skipped.
         """
         index = view.index
         if self.cache is None or not isinstance(index, HNSWIndex):
@@ -401,8 +404,11 @@ class ViewRegistry:
             version_time=self._version_time(version),
         )
         try:
-            self.cache.write(stamp, index, ids)
-        except OSError as exc:
+            if restamp:
+                self.cache.restamp(stamp, ids)
+            else:
+                self.cache.write(stamp, index, ids)
+        except (OSError, ValueError) as exc:
             log.warning("could not write the index cache of agent %r: %s", view.agent, exc)
             return
         self.counts["cache_writes"] += 1

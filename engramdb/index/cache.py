@@ -123,19 +123,46 @@ class IndexCache:
             "tuning": None if index.tuning is None else dataclasses.asdict(index.tuning),
             "ids": ids,
         }
-        target = self._json(stamp.agent)
-        temp = target.with_name(f"{target.name}.{secrets.token_hex(6)}.tmp")
         try:
-            temp.write_text(json.dumps(header, separators=(",", ":")))
-            os.replace(temp, target)
+            target = self._commit(stamp.agent, header)
         except BaseException:
-            temp.unlink(missing_ok=True)
             blob.unlink(missing_ok=True)
             raise
         for old in self.root.glob(f"{stem}.*.faiss"):
             if old.name != name:
                 with contextlib.suppress(OSError):
                     old.unlink()
+        return target
+
+    def restamp(self, stamp: CacheStamp, ids: list[str | None]) -> Path:
+        """Give the agent's cache a new stamp and node ids, keeping its index file.
+
+        For a graph that gained no node since it was written (memories deleted,
+        or rows rewritten with the same vectors, only retire nodes): writing the
+        small JSON file is enough.
+
+        Raises:
+            OSError: the cache is gone or could not be written.
+            ValueError: the ids do not match the cached graph's nodes.
+        """
+        path = self._json(stamp.agent)
+        header = json.loads(path.read_text())
+        if len(ids) != len(header["ids"]):
+            raise ValueError(f"{len(ids)} ids for {len(header['ids'])} cached graph nodes")
+        header["stamp"] = dataclasses.asdict(stamp)
+        header["ids"] = ids
+        return self._commit(stamp.agent, header)
+
+    def _commit(self, agent: str, header: dict[str, Any]) -> Path:
+        """Write the JSON file through a temporary file and a rename (the commit point)."""
+        target = self._json(agent)
+        temp = target.with_name(f"{target.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            temp.write_text(json.dumps(header, separators=(",", ":")))
+            os.replace(temp, target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
         return target
 
     def read(self, agent: str, *, embedder: str, dim: int) -> CachedGraph | None:

@@ -122,6 +122,26 @@ def test_stale_cache_is_caught_up_to_the_same_answers(tmp_path: Path) -> None:
         assert engine.stats().cache_loads == 1  # the catch-up rewrote the cache
 
 
+def test_a_commit_that_moves_no_vector_only_restamps_the_cache(tmp_path: Path) -> None:
+    vectors = gaussian_clusters(400, dim=DIM, clusters=20, seed=7)
+    with open_engine(tmp_path / "s") as engine:
+        ids = fill(engine, "a", vectors)
+        engine.invalidate()
+        first = answers(engine, "a", vectors[:5])
+    (blob,) = (tmp_path / "s" / CACHE_DIR).glob("*.faiss")
+    with open_engine(tmp_path / "s", index_cache=False) as engine:
+        engine.recall(vectors[0], agent="a", k=3)  # access counts, written on close
+        engine.delete(ids[399], agent="a")
+    with open_engine(tmp_path / "s") as engine:
+        assert answers(engine, "a", vectors[:5]) == first
+        stats = engine.stats()
+        assert (stats.catch_ups, stats.cache_writes) == (1, 1)
+    assert list((tmp_path / "s" / CACHE_DIR).glob("*.faiss")) == [blob]
+    with open_engine(tmp_path / "s") as engine:
+        assert answers(engine, "a", vectors[:5]) == first
+        assert engine.stats().cache_loads == 1
+
+
 @pytest.mark.parametrize("damage", ["index", "header", "delete"])
 def test_damaged_or_missing_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
     vectors = gaussian_clusters(500, dim=DIM, clusters=20, seed=5)
