@@ -41,6 +41,8 @@ faiss: Any = _faiss
 
 CACHE_DIR = "index-cache"
 """The index cache's directory inside a store, unless ``Settings.index_cache_dir`` says."""
+_CACHE_USEFUL = 0.5
+"""A cached graph holding fewer of the agent's memories than this share is rebuilt."""
 _FETCH_BY_ID = 2_000
 """Above this many vectors to read back after a cache load, scan the agent's instead."""
 
@@ -285,6 +287,8 @@ class ViewRegistry:
         if len(pos_of) != int((node_labels >= 0).sum()):
             log.warning("index cache of agent %r ignored: a memory has two nodes", agent)
             return None
+        if len(pos_of) < _CACHE_USEFUL * len(memories):
+            return None  # mostly new memories (an agent deleted and written again): rebuild
         missing = [m.id for m in memories if label_of[m.id] not in pos_of]
         fresh = (
             cached.stamp.version == version
