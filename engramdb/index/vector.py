@@ -126,7 +126,7 @@ class Tuning:
     queries: int
     tried: tuple[tuple[int, float], ...]
     held_out: bool = False
-    seconds: float = 0.0
+    seconds: float = dataclasses.field(default=0.0, compare=False)
 
 
 def probe_queries(
