@@ -62,7 +62,8 @@ class ViewStats:
         recall_target: Recall@10 its approximate index keeps (None for exact).
         recall_estimate: The index's last measured recall@10 (1.0 for exact search).
         breadth: The search breadth in use: ``efSearch`` for HNSW, ``nprobe``
-            for IVF, None for exact search.
+            for IVF, None for exact search (also an HNSW index that found no beam
+            cheaper than a scan that kept the target, and scans).
     """
 
     agent: str
@@ -214,7 +215,9 @@ class ViewRegistry:
             self._measure(agent, view)
             index = view.index
             tuning = index.tuning
-            estimate = 1.0 if index.exact else (tuning.estimate if tuning else None)
+            estimate = tuning.estimate if tuning else None
+            if index.exact or (tuning is not None and tuning.exhaustive):
+                estimate = 1.0
             views[agent] = ViewStats(
                 agent=agent,
                 memories=len(view),

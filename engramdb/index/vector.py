@@ -117,6 +117,9 @@ class Tuning:
         tried: Every breadth tried, with its estimate, in order.
         held_out: Whether the queries were vectors held out of the index while it
             was tuned (a bulk add), else :func:`probe_queries`.
+        met: Whether the estimate cleared the target at ``breadth``.
+        exhaustive: No breadth narrow enough to be cheaper than an exact scan
+            met the target, so the index scans every vector (recall 1.0).
         seconds: How long the tuning took.
     """
 
@@ -126,6 +129,8 @@ class Tuning:
     queries: int
     tried: tuple[tuple[int, float], ...]
     held_out: bool = False
+    met: bool = True
+    exhaustive: bool = False
     seconds: float = dataclasses.field(default=0.0, compare=False)
 
 
@@ -201,6 +206,7 @@ def tune_breadth(
     want = [set(row[row >= 0].tolist()) for row in exact(queries, k)[1]]
     bias = 0.0 if held_out else PROBE_MARGIN
     tried: list[tuple[int, float]] = []
+    met = False
     for breadth in breadths:
         got = approx(queries, k, breadth)
         pairs = zip(want, got, strict=True)
@@ -210,10 +216,13 @@ def tune_breadth(
         tried.append((breadth, estimate))
         # Exact agreement on every query passes whatever the target (1.0 included).
         if estimate == 1.0 or estimate - TUNE_CONFIDENCE * error - bias >= target:
+            met = True
             break
     breadth, estimate = tried[-1]
     seconds = time.perf_counter() - started
-    return Tuning(breadth, estimate, size, len(queries), tuple(tried), held_out, seconds)
+    return Tuning(
+        breadth, estimate, size, len(queries), tuple(tried), held_out, met, False, seconds
+    )
 
 
 class _Tunable(Protocol):
@@ -436,8 +445,13 @@ class HNSWIndex:
         return np.asarray(self._storage().reconstruct_n(0, n), dtype=np.float32)
 
     @property
-    def breadth(self) -> int:
-        return self.ef_search
+    def breadth(self) -> int | None:
+        return None if self.exhaustive else self.ef_search
+
+    @property
+    def exhaustive(self) -> bool:
+        """Whether searches scan every vector: no beam cheaper than that kept the target."""
+        return self.tuning is not None and self.tuning.exhaustive
 
     def nbytes(self) -> int:
         n = int(self.index.ntotal)
@@ -497,6 +511,8 @@ class HNSWIndex:
             params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
             return _pair(self.index.search(queries, k, params=params))[1]
 
+        # A beam visits about ef * 2m vectors; past the live count a scan is cheaper.
+        steps = [ef for ef in _EF_STEPS if ef * 2 * self.m < len(live)] or [_EF_STEPS[0]]
         with faiss_threads(build_threads()):
             probes = queries is None
             if queries is None:
@@ -509,11 +525,13 @@ class HNSWIndex:
                 queries,
                 exact,
                 approx,
-                _EF_STEPS,
+                steps,
                 size=len(live),
                 target=self.recall_target,
                 held_out=not probes,
             )
+        if tuning is not None and not tuning.met and len(steps) < len(_EF_STEPS):
+            tuning = dataclasses.replace(tuning, exhaustive=True)
         if tuning is not None:
             self.tuning = tuning
             self.ef_search = tuning.breadth
@@ -561,8 +579,9 @@ class HNSWIndex:
                 np.full((len(query), k), -1, dtype=np.int64),
             )
         sel, _bits = _bitmap(mask)
-        if n_ok < _SELECTIVE * ntotal:
-            # A graph walk through a sparse filter finds too few nodes: scan the selected ones.
+        if n_ok < _SELECTIVE * ntotal or self.exhaustive:
+            # A graph walk through a sparse filter finds too few nodes (or, on data the
+            # graph serves badly, costs more than a scan for the recall target): scan.
             scores, pos = self._storage().search(query, k, params=faiss.SearchParameters(sel=sel))
         else:
             params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.ef_search, 2 * k))

@@ -97,19 +97,23 @@ def test_flat_matches_brute_force(seed: int, k: int) -> None:
     np.testing.assert_allclose(np.take_along_axis(brute, labels, 1), scores, atol=1e-5)
 
 
-def gaussian_clusters(n: int, dim: int, *, seed: int, clusters: int = 200) -> np.ndarray:
+def gaussian_clusters(
+    n: int, dim: int, *, seed: int, clusters: int = 200, noise: float = 0.35
+) -> np.ndarray:
     """Unit vectors around random centres with isotropic noise: high intrinsic dimension."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(clusters, dim))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    x = centres[rng.integers(clusters, size=n)] + 0.35 * rng.normal(size=(n, dim))
+    x = centres[rng.integers(clusters, size=n)] + noise * rng.normal(size=(n, dim))
     x = x.astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
-def test_recall_target_holds_on_held_out_queries(kind: str) -> None:
-    data = gaussian_clusters(5000, 128, seed=3)
+@pytest.mark.parametrize(
+    ("kind", "noise"), [("hnsw", 0.15), ("hnsw", 0.35), ("ivf", 0.35)], ids=str
+)
+def test_recall_target_holds_on_held_out_queries(kind: str, noise: float) -> None:
+    data = gaussian_clusters(5000, 128, seed=3, noise=noise)
     x, queries = data[:4000], data[4000:]
     exact = FlatIndex(128)
     exact.add(np.arange(len(x), dtype=np.int64), x)
@@ -119,12 +123,18 @@ def test_recall_target_holds_on_held_out_queries(kind: str) -> None:
         else IVFIndex(128, x, recall_target=0.95)
     )
     index.add(np.arange(len(x), dtype=np.int64), x)
-    assert index.tuning is not None and index.tuning.held_out
-    assert index.tuning.estimate >= 0.95
-    assert index.breadth == index.tuning.breadth
-    assert recall_at_10(index, exact, queries) >= 0.95
+    tuning = index.tuning
+    assert tuning is not None and tuning.held_out
+    # Both the tuning's estimate and this measurement are samples (800 queries here).
+    assert recall_at_10(index, exact, queries) >= 0.95 - 0.01
     # The data needs the tuning: the narrowest breadth tried falls short.
-    assert index.tuning.tried[0][1] < 0.95
+    assert tuning.tried[0][1] < 0.95
+    if kind == "hnsw" and noise > 0.3:
+        # No beam cheaper than a scan (ef * 2m < n) gets there: the index scans, exactly.
+        assert tuning.exhaustive and not tuning.met and index.breadth is None
+        assert recall_at_10(index, exact, queries) == 1.0
+    else:
+        assert tuning.met and tuning.estimate >= 0.95 and index.breadth == tuning.breadth
 
 
 def test_tuning_follows_growth_and_is_seeded() -> None:
