@@ -12,7 +12,9 @@ fixed efSearch used before (128) and for the tuned one: recall@10 of
 ``--queries`` fresh queries (another stream of the same distribution) against
 exact search, and single-query latency (p50/p99, one thread). Reported: build
 time, tuning time (and its share of the build), the tuning's own estimate, the
-efSearch chosen, recall@10 and latency at both.
+efSearch chosen (``scan``: no beam cheaper than an exact scan kept the target,
+so the index scans; the estimate is then the widest beam's), recall@10 and
+latency at both.
 
 Data sets:
     low: ``common.synthetic_vectors`` (a curved 48-d manifold in 384-d, like
@@ -104,14 +106,15 @@ def run_one(base: np.ndarray, queries: np.ndarray, target: float) -> dict[str, o
         "tune_share": tuning.seconds / build_s,
         "estimate": tuning.estimate,
         "ef_tuned": tuning.breadth,
+        "exhaustive": tuning.exhaustive,
         "tried": tuning.tried,
     }
-    for name, ef in (("fixed", FIXED_EF), ("tuned", tuning.breadth)):
-        index.ef_search = ef
+    # "fixed" is the graph at efSearch 128 as before (no tuning, so never a scan).
+    for name, ef, state in (("fixed", FIXED_EF, None), ("tuned", tuning.breadth, tuning)):
+        index.ef_search, index.tuning = ef, state
         _, found = index.search(queries, 10)
         out[f"recall_{name}"] = recall_at_k(found, truth, 10)
         out[f"latency_{name}"] = _latency(index, queries)
-    index.ef_search = tuning.breadth
     return out
 
 
@@ -155,6 +158,7 @@ def main(argv: list[str] | None = None) -> Path:
             "tune s",
             "tune/build",
             "ef tuned",
+            "scan",
             "estimate",
             f"recall@10 ef {FIXED_EF}",
             "recall@10 tuned",
@@ -170,6 +174,7 @@ def main(argv: list[str] | None = None) -> Path:
                 r["tune_s"],
                 r["tune_share"],
                 r["ef_tuned"],
+                "yes" if r["exhaustive"] else "no",
                 r["estimate"],
                 r["recall_fixed"],
                 r["recall_tuned"],
