@@ -20,8 +20,10 @@ __all__ = [
     "DEFAULT_MAX_CLOCK_SKEW_SECONDS",
     "DEFAULT_MAX_METADATA_BYTES",
     "DEFAULT_MAX_TEXT_BYTES",
+    "DEFAULT_RECALL_TARGET",
     "DEFAULT_REMOTE_FOLLOW_SECONDS",
     "DEFAULT_VERSION_RETENTION_SECONDS",
+    "DEFAULT_VIEW_CACHE_BYTES",
     "DEFAULT_WORKING_CAPACITY",
     "DEFAULT_WORKING_TTL_SECONDS",
     "HybridWeights",
@@ -42,6 +44,10 @@ DEFAULT_ACCESS_FLUSH_EVERY = 512
 """Buffered recall accesses that trigger one batched write."""
 DEFAULT_VERSION_RETENTION_SECONDS = 10.0
 """How long compaction keeps superseded LanceDB versions (a reader's read must fit in it)."""
+DEFAULT_RECALL_TARGET = 0.95
+"""Recall@10 against exact search that an approximate index tunes itself to keep."""
+DEFAULT_VIEW_CACHE_BYTES = 2 * 2**30
+"""Memory the agent views of one engine may take before the least recently used go."""
 DEFAULT_MAX_CLOCK_SKEW_SECONDS = 300.0
 """How far into the future a ``created_at`` may lie (clocks of writers disagree a little)."""
 DEFAULT_LEASE_TTL_SECONDS = 30.0
@@ -130,6 +136,21 @@ class Settings(CheckedSettings):
     working_capacity: int = Field(DEFAULT_WORKING_CAPACITY, gt=0)
     working_ttl_seconds: float = Field(DEFAULT_WORKING_TTL_SECONDS, gt=0)
     exact_threshold: int = Field(DEFAULT_EXACT_THRESHOLD, gt=0)
+    recall_target: float = Field(DEFAULT_RECALL_TARGET, gt=0.0, le=1.0)
+    """Recall@10 against exact search that an agent's approximate index keeps: HNSW
+    (``index="auto"`` past ``exact_threshold``, or ``"hnsw"``) tunes its search beam,
+    IVF its probes, on the agent's own vectors when built and each time it doubles.
+    ``engine.stats()`` reports each agent's estimate and the breadth chosen."""
+    view_cache_bytes: int = Field(DEFAULT_VIEW_CACHE_BYTES, gt=0)
+    """Memory budget of the agent views held at once (vectors, index, columns, lexical
+    index, records, as each view estimates them); past it the least recently used
+    views are dropped and rebuilt on next use, from the index cache when it is fresh.
+    The view in use always stays, even alone over the budget."""
+    index_cache: bool = True
+    """Keep each agent's HNSW graph in a file beside the store, checked against the
+    store's version when loaded (a stale or damaged file is caught up or rebuilt)."""
+    index_cache_dir: Path | None = None
+    """Where the index cache lives (default: ``<store>/index-cache``)."""
     compact_every: int = Field(DEFAULT_COMPACT_EVERY, gt=0)
     access_flush_every: int = Field(DEFAULT_ACCESS_FLUSH_EVERY, gt=0)
     version_retention: timedelta = Field(

@@ -43,7 +43,7 @@ from engramdb.engine.checkpoints import (
 )
 from engramdb.engine.recall import Recall, RecallQuery
 from engramdb.engine.vectors import Vectorizer
-from engramdb.engine.views import ViewRegistry
+from engramdb.engine.views import RegistryStats, ViewRegistry
 from engramdb.engine.writer import Writer
 from engramdb.engine.writes import kind_of
 from engramdb.errors import (
@@ -128,9 +128,17 @@ class MemoryEngine:
         self._followed = -float("inf")
         self._vectors = Vectorizer(embedder)
         self._views = ViewRegistry(
-            store, dim=embedder.dim, index_kind=index, settings=settings, read_only=read_only
+            store,
+            dim=embedder.dim,
+            index_kind=index,
+            settings=settings,
+            read_only=read_only,
+            embedder=embedder.name,
         )
         self._access = AccessLog(store, self._views, flush_every=settings.access_flush_every)
+        if not read_only:
+            # A view dropped for the memory budget takes its unwritten access counts along.
+            self._views.before_evict = lambda _view: self._access.flush()
         self._writer = Writer(store, self._views, self._vectors, self._access, settings=settings)
         self._recall = Recall(
             self._views,
@@ -647,6 +655,30 @@ class MemoryEngine:
                 mask = view.mask(now=time.time(), include_archived=include_archived)
                 total += int(mask.sum())
             return total
+
+    def stats(self, *, agent: str | None = None) -> RegistryStats:
+        """What the engine holds in memory: each agent view, its index and its recall.
+
+        For each view in memory: its memories, estimated bytes, index kind, how it
+        was made (from the store, or from the index cache), and for an approximate
+        index the recall target, the recall@10 it last measured on the agent's own
+        vectors, and the search breadth (``efSearch`` or ``nprobe``) it chose. Also
+        the memory budget and counters of builds, cache loads and evictions.
+
+        Args:
+            agent: Load this agent's view first (its stats are then included).
+
+        Example:
+            >>> with MemoryEngine.open("./mem", embedder="hashing") as engine:
+            ...     _ = engine.add("The user prefers window seats", agent="travel-bot")
+            ...     engine.stats(agent="travel-bot").views["travel-bot"].index
+            'flat'
+        """
+        with self._mutex:
+            self._check_open()
+            if agent is not None:
+                self._views.get(check_name(agent, what="agent"))
+            return self._views.stats()
 
     def agents(self) -> builtins.list[str]:
         """Names of the agents that have memories in the store, sorted."""

@@ -95,3 +95,55 @@ def test_flat_matches_brute_force(seed: int, k: int) -> None:
     np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-5)
     assert (np.diff(scores, axis=1) <= 1e-6).all()  # higher is better, best first
     np.testing.assert_allclose(np.take_along_axis(brute, labels, 1), scores, atol=1e-5)
+
+
+def gaussian_clusters(
+    n: int, dim: int, *, seed: int, clusters: int = 200, noise: float = 0.35
+) -> np.ndarray:
+    """Unit vectors around random centres with isotropic noise: high intrinsic dimension."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    x = centres[rng.integers(clusters, size=n)] + noise * rng.normal(size=(n, dim))
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(
+    ("kind", "noise"), [("hnsw", 0.15), ("hnsw", 0.35), ("ivf", 0.35)], ids=str
+)
+def test_recall_target_holds_on_held_out_queries(kind: str, noise: float) -> None:
+    data = gaussian_clusters(5000, 128, seed=3, noise=noise)
+    x, queries = data[:4000], data[4000:]
+    exact = FlatIndex(128)
+    exact.add(np.arange(len(x), dtype=np.int64), x)
+    index: HNSWIndex | IVFIndex = (
+        HNSWIndex(128, recall_target=0.95)
+        if kind == "hnsw"
+        else IVFIndex(128, x, recall_target=0.95)
+    )
+    index.add(np.arange(len(x), dtype=np.int64), x)
+    tuning = index.tuning
+    assert tuning is not None and tuning.held_out
+    # Both the tuning's estimate and this measurement are samples (800 queries here).
+    assert recall_at_10(index, exact, queries) >= 0.95 - 0.01
+    # The data needs the tuning: the narrowest breadth tried falls short.
+    assert tuning.tried[0][1] < 0.95
+    if kind == "hnsw" and noise > 0.3:
+        # No beam cheaper than a scan (ef * 2m < n) gets there: the index scans, exactly.
+        assert tuning.exhaustive and not tuning.met and index.breadth is None
+        assert recall_at_10(index, exact, queries) == 1.0
+    else:
+        assert tuning.met and tuning.estimate >= 0.95 and index.breadth == tuning.breadth
+
+
+def test_tuning_follows_growth_and_is_seeded() -> None:
+    x = gaussian_clusters(1200, 32, seed=4)
+    a, b = HNSWIndex(32, recall_target=0.9), HNSWIndex(32, recall_target=0.9)
+    for index in (a, b):
+        index.add(np.arange(300, dtype=np.int64), x[:300])
+        for i in range(300, 700):  # one at a time: tuned again at 600, on probes
+            index.add(np.array([i], dtype=np.int64), x[i : i + 1])
+    assert a.tunings == 2 and a.tuning is not None and a.tuning.size == 600
+    assert not a.tuning.held_out
+    assert a.tuning == b.tuning
