@@ -133,23 +133,39 @@ class Recall:
         structure = structure_mask(
             view, space=self.space, scope=q.scope, root=q.root, depth=q.depth, rank=q.rank
         )
-        mask = view.mask(
-            now=time.time(),
-            kinds=kind_list,
-            session=q.session,
-            since=t_since,
-            until=t_until,
-            include_archived=q.include_archived,
-            where=predicate,
+        now = time.time()
+        filtered = (
+            structure is not None
+            or kind_list is not None
+            or q.session is not None
+            or predicate is not None
+            or t_since is not None
+            or t_until is not None
+            or not view.all_pass(now=now, include_archived=q.include_archived)
         )
-        if structure is not None:
-            mask &= structure
-        n_ok = int(mask.sum())
+        # With no filter (the common case) no mask is built: every live memory passes.
+        mask: BoolArray | None = None
+        n_ok = len(view)
+        if filtered:
+            mask = view.mask(
+                now=now,
+                kinds=kind_list,
+                session=q.session,
+                since=t_since,
+                until=t_until,
+                include_archived=q.include_archived,
+                where=predicate,
+            )
+            if structure is not None:
+                mask &= structure
+            n_ok = int(mask.sum())
         if n_ok == 0:
             return []
         record = q.record_access and not self.read_only
         if q.rank == "distance":
-            hits, labels = rank_by_distance(view, qvec, k, mask)
+            hits, labels = rank_by_distance(
+                view, qvec, k, view.alive.view if mask is None else mask
+            )
             if record:
                 self.access.record(view, labels)
             return hits
@@ -157,7 +173,7 @@ class Recall:
         # memory dated ahead must not age all the others).
         ref = ref_now if ref_now is not None else min(view.newest_time(), time.time())
         mode = q.mode if text is not None else "dense"  # a vector query has no words
-        allowed = None if n_ok == len(view) else mask
+        allowed = None if mask is None or n_ok == len(view) else mask
         if mode == "dense" and q.group_by is None:
             return self._exact_dense(view, qvec, k, allowed, n_ok, ref, record)
         need = k
@@ -340,9 +356,19 @@ class Recall:
             depth = min(n_ok, 4 * depth)
         return self._rank(view, cands, k, ref, record)
 
-    def _order(self, view: AgentView, labels: np.ndarray, score: np.ndarray) -> list[int]:
-        ids = [view.ids[int(x)] or "" for x in labels]
-        return sorted(range(len(ids)), key=lambda i: (-float(score[i]), ids[i]))
+    def _order(
+        self, view: AgentView, labels: np.ndarray, score: np.ndarray, k: int | None = None
+    ) -> list[int]:
+        """Candidate positions by score, best first, ties broken by id (the best ``k``)."""
+        picked = np.arange(len(labels))
+        if k is not None and len(labels) > k:
+            # Only candidates at or above the k-th score can be returned: sort those
+            # (all of the k-th's ties too, so the id tie-break is the same).
+            kth = np.partition(score, len(score) - k)[len(score) - k]
+            picked = np.flatnonzero(score >= kth)
+        ids = [view.ids[x] or "" for x in labels[picked].tolist()]
+        order = sorted(range(len(ids)), key=lambda j: (-float(score[picked[j]]), ids[j]))
+        return [int(picked[j]) for j in order[:k]]
 
     def _hit(
         self, view: AgentView, cands: _Candidates, i: int, score: float, parts: np.ndarray
@@ -369,7 +395,7 @@ class Recall:
     ) -> list[Hit]:
         score, parts = self._scores(view, cands, ref)
         hits = []
-        for i in self._order(view, cands.labels, score)[:k]:
+        for i in self._order(view, cands.labels, score, k):
             hit = self._hit(view, cands, i, float(score[i]), parts)
             if hit is not None:
                 hits.append(hit)

@@ -82,6 +82,12 @@ class AgentView:
         self._sessions: dict[str | None, int] = {None: -1}
         self._session_names: list[str | None] = []
         self._max_importance = 0.0
+        self._newest: float | None = 0.0
+        """The newest creation time among live memories; None: recompute on next use."""
+        self._next_expiry: float | None = _NO_EXPIRY
+        """The soonest expiry among live memories; None: recompute on next use."""
+        self._archived = 0
+        """How many live memories are archived."""
         self.refined: dict[str, float] = {}
         """Depths learned by :func:`~engramdb.index.hierarchy.refine_depths`, by id."""
         self._hierarchy: Hierarchy | None = None
@@ -147,8 +153,15 @@ class AgentView:
         self.archived.extend(np.array([m.status is MemoryStatus.ARCHIVED for m in memories]))
         codes = np.array([self._session_code(m.session) for m in memories], dtype=np.int32)
         self.session.extend(codes)
-        self.created.extend(np.array([m.created_at.timestamp() for m in memories]))
-        self.expires.extend(np.array([to_ts(m.expires_at) for m in memories]))
+        created = np.array([m.created_at.timestamp() for m in memories])
+        self.created.extend(created)
+        expires = np.array([to_ts(m.expires_at) for m in memories])
+        self.expires.extend(expires)
+        if self._newest is not None:
+            self._newest = max(self._newest, float(created.max()))
+        if self._next_expiry is not None:
+            self._next_expiry = min(self._next_expiry, float(expires.min()))
+        self._archived += sum(m.status is MemoryStatus.ARCHIVED for m in memories)
         self.importance.extend(np.array([m.importance for m in memories], dtype=np.float32))
         self._max_importance = max(self._max_importance, max(m.importance for m in memories))
         self.access.extend(np.array([m.access_count for m in memories], dtype=np.int64))
@@ -187,6 +200,7 @@ class AgentView:
             self.alive.data[label] = False
             labels.append(label)
         if labels:
+            self._forget_aggregates(np.asarray(labels, dtype=np.int64))
             self.index.remove(np.asarray(labels, dtype=np.int64))
             self.lexicon.remove(removed, labels)
             self.generation += 1
@@ -199,12 +213,27 @@ class AgentView:
             self._changed()
         label = self.label_of[memory.id]
         self.records[memory.id] = memory
-        self.archived.data[label] = memory.status is MemoryStatus.ARCHIVED
+        archived = memory.status is MemoryStatus.ARCHIVED
+        self._archived += int(archived) - int(self.archived.data[label])
+        self.archived.data[label] = archived
         self.importance.data[label] = memory.importance
         self._max_importance = max(self._max_importance, memory.importance)
-        self.expires.data[label] = to_ts(memory.expires_at)
+        expires = to_ts(memory.expires_at)
+        if expires != self.expires.data[label]:
+            self._next_expiry = None
+        self.expires.data[label] = expires
         self.access.data[label] = memory.access_count
         self.last_access.data[label] = to_micros(memory.last_accessed_at)
+
+    def _forget_aggregates(self, labels: IntArray) -> None:
+        """Keep the aggregates right after ``labels`` died (their columns still hold them)."""
+        self._archived -= int(self.archived.data[labels].sum())
+        if self._newest is not None and float(self.created.data[labels].max()) >= self._newest:
+            self._newest = None
+        if self._next_expiry is not None and float(self.expires.data[labels].min()) <= (
+            self._next_expiry
+        ):
+            self._next_expiry = None
 
     def vectors(self, labels: IntArray) -> FloatMatrix:
         """Unit vectors of live labels, read back from the index."""
@@ -327,6 +356,26 @@ class AgentView:
         return self._max_importance
 
     def newest_time(self) -> float:
-        """The newest creation time among live memories (the default recency reference)."""
-        alive = self.alive.view
-        return float(self.created.view[alive].max()) if alive.any() else 0.0
+        """The newest creation time among live memories (the default recency reference).
+
+        Kept on write; recomputed only after the newest memory left.
+        """
+        if self._newest is None:
+            alive = self.alive.view
+            self._newest = float(self.created.view[alive].max()) if alive.any() else 0.0
+        return self._newest
+
+    def next_expiry(self) -> float:
+        """The soonest expiry time among live memories (inf when none expires)."""
+        if self._next_expiry is None:
+            alive = self.alive.view
+            self._next_expiry = float(self.expires.view[alive].min()) if alive.any() else _NO_EXPIRY
+        return self._next_expiry
+
+    def all_pass(self, *, now: float, include_archived: bool) -> bool:
+        """Whether every live memory passes :meth:`mask` with no filter: no mask needed.
+
+        True when none has expired by ``now`` and none is archived (or archived
+        memories are included); answered from aggregates kept on write.
+        """
+        return self.next_expiry() > now and (include_archived or self._archived == 0)
