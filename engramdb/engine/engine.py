@@ -117,7 +117,9 @@ class MemoryEngine:
         self._views = ViewRegistry(
             store, dim=embedder.dim, index_kind=index, settings=settings, read_only=read_only
         )
-        self._access = AccessLog(store, self._views, flush_every=settings.access_flush_every)
+        self._access = AccessLog(
+            store, self._views, flush_every=settings.access_flush_every, read_only=read_only
+        )
         self._writer = Writer(store, self._views, self._vectors, self._access, settings=settings)
         self._recall = Recall(
             self._views,
@@ -207,15 +209,15 @@ class MemoryEngine:
     def close(self) -> None:
         """Flush buffered access counts, release the writer lock. Safe to call twice.
 
-        The engine is closed (and the lock released) even when the flush fails;
-        the flush's error is raised after that.
+        Waits for the background access-count writer to finish the write it is
+        in, then writes what is left. The engine is closed (and the lock
+        released) even when the flush fails; the flush's error is raised after that.
         """
         with self._mutex:
             if self._closed:
                 return
             try:
-                if not self._read_only:
-                    self._access.flush()
+                self._access.close()
             finally:
                 self._closed = True
                 self._views.invalidate()
@@ -496,7 +498,7 @@ class MemoryEngine:
                 which makes recall a function of the stored state alone, capped at
                 the current time so a memory dated ahead cannot age the others).
             record_access: Count this recall as an access of each hit (buffered,
-                written in batches, never one write per query).
+                written in batches by a background thread, never on the query's).
             scope: ``"all"``, or ``"subtree"`` to search only ``root`` and the
                 memories below it (through ``parent_id`` links).
             root: The memory (or its id) at the top of a ``"subtree"`` scope.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,6 +99,7 @@ def _short(exc: BaseException) -> str:
 class _HasRoot(Protocol):
     root: Path
     read_only: bool
+    write_lock: threading.RLock
 
     def refresh(self) -> None: ...
 
@@ -112,8 +114,10 @@ def guarded(
     """Run a store method inside :func:`store_errors` for its ``root``.
 
     With ``write``, the method is refused on a read-only store: a reader never
-    writes, compacts or purges anything. A reader's failed read is tried once
-    more at the newest version before it is reported as damage.
+    writes, compacts or purges anything, and it holds the store's ``write_lock``:
+    writes from several threads (the engine's, the access-count flusher's) commit
+    one at a time. A reader's failed read is tried once more at the newest
+    version before it is reported as damage.
     """
 
     def wrap(fn: Callable[Concatenate[S, ...], R]) -> Callable[Concatenate[S, ...], R]:
@@ -124,6 +128,9 @@ def guarded(
                     f"store {self.root} is open read-only; cannot {operation}: open it "
                     "without read_only=True to write"
                 )
+            if write:
+                with self.write_lock, store_errors(self.root, operation):
+                    return fn(self, *args, **kwargs)
             try:
                 with store_errors(self.root, operation):
                     return fn(self, *args, **kwargs)
