@@ -577,10 +577,10 @@ class MemoryEngine:
             mask = view.mask(
                 now=time.time(), kinds=kinds, session=session, include_archived=include_archived
             )
-            found = [mid for mid in (view.ids[i] for i in np.flatnonzero(mask)) if mid is not None]
-            found.sort(key=lambda mid: (view.records[mid].created_at, mid))
+            labels = [i for i in np.flatnonzero(mask).tolist() if view.ids[i] is not None]
+            labels.sort(key=lambda i: (view.created_micros(i), view.ids[i]))
             stop = None if limit is None else offset + limit
-            return [view.current(mid) for mid in found[offset:stop]]
+            return [view.memory(i) for i in labels[offset:stop]]
 
     def count(self, *, agent: str | None = None, include_archived: bool = True) -> int:
         """How many (unexpired) memories an agent, or the whole store, holds."""

@@ -9,7 +9,7 @@ memory, except for metadata conditions, which run only when asked for.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from engramdb.index.hierarchy import (
     refine_depths,
 )
 from engramdb.index.lexical import AgentLexicon
+from engramdb.index.records import RecordColumns, from_micros, to_micros
 from engramdb.index.vector import FlatIndex, HNSWIndex, VectorIndex, make_index
 from engramdb.records import Memory, MemoryKind, MemoryStatus
 
@@ -35,21 +36,8 @@ _KIND_CODE = {k: np.int8(i) for i, k in enumerate(_KINDS)}
 _NO_EXPIRY = np.inf
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NO_ACCESS = -1
-
-
 def to_ts(value: datetime | None, default: float = _NO_EXPIRY) -> float:
     return default if value is None else value.timestamp()
-
-
-def to_micros(value: datetime | None) -> int:
-    """Exact integer microseconds since the epoch (floats would lose the last digits)."""
-    return _NO_ACCESS if value is None else (value - _EPOCH) // timedelta(microseconds=1)
-
-
-def from_micros(value: int) -> datetime | None:
-    return None if value == _NO_ACCESS else _EPOCH + timedelta(microseconds=int(value))
 
 
 def normalize_rows(vectors: FloatMatrix) -> FloatMatrix:
@@ -67,7 +55,6 @@ class AgentView:
         self.dim = dim
         self.index_kind = index_kind
         self.exact_threshold = exact_threshold
-        self.records: dict[str, Memory] = {}
         self.label_of: dict[str, int] = {}
         self.ids: list[str | None] = []
         self.alive = Column(np.bool_)
@@ -81,6 +68,20 @@ class AgentView:
         self.last_access = Column(np.int64)
         self._sessions: dict[str | None, int] = {None: -1}
         self._session_names: list[str | None] = []
+        self.records = RecordColumns(
+            agent,
+            self.ids,
+            self.label_of,
+            {
+                "kind": self.kind,
+                "archived": self.archived,
+                "session": self.session,
+                "access": self.access,
+                "last_access": self.last_access,
+            },
+            self.session_name,
+        )
+        """Every live memory by id, built from columns when read (see :mod:`~.records`)."""
         self._max_importance = 0.0
         self._newest: float | None = 0.0
         """The newest creation time among live memories; None: recompute on next use."""
@@ -119,10 +120,28 @@ class AgentView:
             index_kind, dim, len(memories), exact_threshold=exact_threshold, train=vectors
         )
         view.add(memories, vectors)
+        view.trim()
         return view
 
+    def trim(self) -> None:
+        """Drop the spare capacity of every column (after a bulk build)."""
+        for column in (
+            self.alive,
+            self.kind,
+            self.archived,
+            self.session,
+            self.created,
+            self.expires,
+            self.importance,
+            self.access,
+            self.last_access,
+        ):
+            column.trim()
+        self.records.trim()
+        self.lexicon.trim()
+
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.label_of)
 
     def _session_code(self, session: str | None) -> int:
         code = self._sessions.get(session)
@@ -145,9 +164,9 @@ class AgentView:
         start = len(self.ids)
         labels = np.arange(start, start + len(memories), dtype=np.int64)
         for m, label in zip(memories, labels, strict=True):
-            self.records[m.id] = m
             self.label_of[m.id] = int(label)
             self.ids.append(m.id)
+        self.records.append(memories)
         self.alive.extend(np.ones(len(memories), dtype=bool))
         self.kind.extend(np.array([_KIND_CODE[m.kind] for m in memories], dtype=np.int8))
         self.archived.extend(np.array([m.status is MemoryStatus.ARCHIVED for m in memories]))
@@ -192,10 +211,12 @@ class AgentView:
         labels = []
         removed = []
         for mid in ids:
-            label = self.label_of.pop(mid, None)
+            label = self.label_of.get(mid)
             if label is None:
                 continue
-            removed.append(self.records.pop(mid))
+            removed.append(self.records.memory(label))
+            del self.label_of[mid]
+            self.records.drop(label)
             self.ids[label] = None
             self.alive.data[label] = False
             labels.append(label)
@@ -208,11 +229,12 @@ class AgentView:
                 self._follow(prune_hierarchy(self._hierarchy, removed, self.refined), labels)
 
     def set_record(self, memory: Memory) -> None:
-        """Replace a record whose vector did not change."""
-        if memory.parent_id != self.records[memory.id].parent_id:
-            self._changed()
+        """Replace a record whose vector (text, session, creation time) did not change."""
         label = self.label_of[memory.id]
-        self.records[memory.id] = memory
+        if memory.parent_id != self.records.parent_id(label):
+            self._changed()
+        self.records.replace(label, memory)
+        self.kind.data[label] = _KIND_CODE[memory.kind]
         archived = memory.status is MemoryStatus.ARCHIVED
         self._archived += int(archived) - int(self.archived.data[label])
         self.archived.data[label] = archived
@@ -306,17 +328,19 @@ class AgentView:
 
     def current(self, memory_id: str) -> Memory:
         """The record with its access fields as recall has updated them."""
-        record = self.records[memory_id]
-        label = self.label_of[memory_id]
-        count = int(self.access.data[label])
-        if count == record.access_count:
-            return record
-        return record.model_copy(
-            update={
-                "access_count": count,
-                "last_accessed_at": from_micros(int(self.last_access.data[label])),
-            }
-        )
+        return self.records[memory_id]
+
+    def memory(self, label: int) -> Memory:
+        """The record at a live label (what :meth:`current` gives by id)."""
+        return self.records.memory(label)
+
+    def labels_of_kind(self, kind: MemoryKind) -> IntArray:
+        """The live labels of one kind (a column scan, no records built)."""
+        return np.flatnonzero(self.alive.view & (self.kind.view == _KIND_CODE[kind]))
+
+    def created_micros(self, label: int) -> int:
+        """A label's exact creation time in microseconds (for sorting without records)."""
+        return int(self.records.created.data[label])
 
     def mask(
         self,
@@ -345,9 +369,8 @@ class AgentView:
         if until is not None:
             mask &= self.created.view < until
         if where is not None:
-            for label in np.flatnonzero(mask):
-                mid = self.ids[label]
-                if mid is None or not where(self.records[mid].metadata):
+            for label in np.flatnonzero(mask).tolist():
+                if self.ids[label] is None or not where(self.records.metadata(label)):
                     mask[label] = False
         return mask
 
