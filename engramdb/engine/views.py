@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from engramdb.config import Settings
 from engramdb.errors import NotFoundError
+from engramdb.index.columns import release_free_memory
 from engramdb.index.view import AgentView, normalize_rows, to_micros
 from engramdb.records import Memory, check_id, check_name
 from engramdb.store.schema import arrow_to_memories, arrow_vectors
@@ -70,6 +71,8 @@ class ViewRegistry:
                 index_kind=self.index_kind,
                 exact_threshold=self.settings.exact_threshold,
             )
+            del rows
+            release_free_memory()  # the rows and the values made from them
             self._views[agent] = view
         return view
 

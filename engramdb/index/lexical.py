@@ -206,6 +206,16 @@ class LexicalIndex:
             self._start.extend(np.full(extra, -1, np.int64))
             self._count.extend(np.zeros(extra, np.int32))
 
+    def trim(self) -> None:
+        """Drop the arrays' spare capacity (after a bulk build)."""
+        for post in self._postings:
+            for column in (post.labels, post.gen, post.own, post.ctx):
+                column.trim()
+        for column in (self._df, self._stale_of, self._gen, self._length, self._start):
+            column.trim()
+        self._count.trim()
+        self._doc_tids.trim()
+
     def _doc(self, label: int) -> np.ndarray | None:
         """The term ids of a label's live document (None: no document)."""
         if label >= self._start.n or self._start.data[label] < 0:
@@ -513,6 +523,13 @@ class AgentLexicon:
                 self.sessions.remove([self._session_code[session]])
         self.memories.upsert(docs)
         self.sessions.upsert([d for d in session_docs if d[1]])
+
+    def trim(self) -> None:
+        """Drop the arrays' spare capacity (after a bulk build)."""
+        self.memories.trim()
+        self.sessions.trim()
+        self._created.trim()
+        self._ordered.trim()
 
     def session_scores(self, query: str, codes: Iterable[int]) -> dict[int, float]:
         """BM25 of each given session's document for ``query`` (0 where it does not match).
