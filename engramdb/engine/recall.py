@@ -347,14 +347,17 @@ class Recall:
             sims, labels = self._dense_search(view, qvec, depth, allowed)
             sims = np.round(sims.astype(np.float64), _DECIMALS)
             cands = _Candidates(labels=labels, sims=sims, relevance=sims)
+            scored = self._scores(view, cands, ref)
             if len(labels) < depth or depth >= n_ok or self.index_kind == "lance":
                 break
-            scores, _ = self._scores(view, cands, ref)
-            kth = np.sort(scores)[::-1][min(k, len(scores)) - 1]
+            scores = scored[0]
+            kth = np.partition(scores, len(scores) - min(k, len(scores)))[
+                len(scores) - min(k, len(scores))
+            ]
             if kth > w.similarity * float(sims.min()) + headroom:
                 break
             depth = min(n_ok, 4 * depth)
-        return self._rank(view, cands, k, ref, record)
+        return self._rank(view, cands, k, ref, record, scored)
 
     def _order(
         self, view: AgentView, labels: np.ndarray, score: np.ndarray, k: int | None = None
@@ -370,16 +373,38 @@ class Recall:
         order = sorted(range(len(ids)), key=lambda j: (-float(score[picked[j]]), ids[j]))
         return [int(picked[j]) for j in order[:k]]
 
+    def _hits(
+        self,
+        view: AgentView,
+        cands: _Candidates,
+        picked: Sequence[int],
+        score: np.ndarray,
+        parts: np.ndarray,
+    ) -> tuple[list[Hit], list[int]]:
+        """Hits for the candidates at positions ``picked`` (records built in one batch)."""
+        # Indexes return live labels only; the check keeps a dead one out all the same.
+        keep = [i for i in picked if view.ids[int(cands.labels[i])] is not None]
+        labels = [int(cands.labels[i]) for i in keep]
+        memories = view.records.memories(labels)
+        hits = [
+            self._hit(view, cands, i, float(score[i]), parts, m)
+            for i, m in zip(keep, memories, strict=True)
+        ]
+        return hits, labels
+
     def _hit(
-        self, view: AgentView, cands: _Candidates, i: int, score: float, parts: np.ndarray
-    ) -> Hit | None:
+        self,
+        view: AgentView,
+        cands: _Candidates,
+        i: int,
+        score: float,
+        parts: np.ndarray,
+        memory: Memory,
+    ) -> Hit:
         label = int(cands.labels[i])
-        mid = view.ids[label]
-        if mid is None:  # indexes return live labels only
-            return None
         recency, importance, access = parts[:, i]
         return Hit(
-            memory=view.current(mid),
+            memory=memory,
             score=score,
             similarity=float(cands.sims[i]),
             recency=float(recency),
@@ -391,16 +416,20 @@ class Recall:
         )
 
     def _rank(
-        self, view: AgentView, cands: _Candidates, k: int, ref: float, record: bool
+        self,
+        view: AgentView,
+        cands: _Candidates,
+        k: int,
+        ref: float,
+        record: bool,
+        scored: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[Hit]:
-        score, parts = self._scores(view, cands, ref)
-        hits = []
-        for i in self._order(view, cands.labels, score, k):
-            hit = self._hit(view, cands, i, float(score[i]), parts)
-            if hit is not None:
-                hits.append(hit)
+        score, parts = scored if scored is not None else self._scores(view, cands, ref)
+        hits, labels = self._hits(
+            view, cands, self._order(view, cands.labels, score, k), score, parts
+        )
         if record:
-            self.access.record(view, [view.label_of[h.memory.id] for h in hits])
+            self.access.record(view, labels)
         return hits
 
     def _grouped(
@@ -424,14 +453,16 @@ class Recall:
             name = view.session_name(key[0])
             groups.append((round(value, _DECIMALS), name or "", key, idx[0]))
         groups.sort(key=lambda g: (-g[0], g[1], g[2]))
+        best = groups[:k]
+        found, labels = self._hits(view, cands, [g[3] for g in best], score, parts)
+        by_label = dict(zip(labels, found, strict=True))
         hits = []
-        for value, _, key, i in groups[:k]:
-            hit = self._hit(view, cands, i, float(score[i]), parts)
+        for value, _, key, i in best:
+            hit = by_label.get(int(cands.labels[i]))
             if hit is not None:
-                group = view.session_name(key[0])
-                hits.append(_with_group(hit, group, value))
+                hits.append(_with_group(hit, view.session_name(key[0]), value))
         if record:
-            self.access.record(view, [view.label_of[h.memory.id] for h in hits])
+            self.access.record(view, labels)
         return hits
 
 

@@ -234,7 +234,6 @@ class AgentView:
         if memory.parent_id != self.records.parent_id(label):
             self._changed()
         self.records.replace(label, memory)
-        self.kind.data[label] = _KIND_CODE[memory.kind]
         archived = memory.status is MemoryStatus.ARCHIVED
         self._archived += int(archived) - int(self.archived.data[label])
         self.archived.data[label] = archived
