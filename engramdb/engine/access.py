@@ -86,10 +86,7 @@ class AccessLog:
         """Count one access of each label's memory; wake the writer when the buffer fills."""
         if self.read_only:
             return
-        stamp = to_micros(utcnow())
-        for label in labels:
-            view.access.data[label] += 1
-            view.last_access.data[label] = stamp
+        view.count_access(labels, to_micros(utcnow()))
         with self._lock:
             for label in labels:
                 mid = view.ids[label]

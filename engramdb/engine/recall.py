@@ -37,6 +37,8 @@ MODES = ("hybrid", "dense", "lexical")
 GROUPS = (None, "session")
 _DECIMALS = 6
 """Relevance is rounded to this many decimals, so ties in exact arithmetic break by id."""
+_SLACK = 1e-9
+"""A score must beat the bound on the memories outside the pool by this much (scores are O(1))."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,10 +253,12 @@ class Recall:
         dense_norm = minmax(sims, sims[np.searchsorted(labels, dense_labels)])
         fused = hybrid.dense * dense_norm + hybrid.lexical * lex_norm
         codes = view.session.data[labels]
-        best: dict[int, float] = {}
-        for code, sim in zip(codes.tolist(), sims.tolist(), strict=True):
-            if code >= 0 and sim > best.get(code, -np.inf):
-                best[code] = sim
+        # Each session's best similarity among the candidates.
+        inside = codes >= 0
+        by_code = np.lexsort((-sims[inside], codes[inside]))
+        c_sorted, s_sorted = codes[inside][by_code], sims[inside][by_code]
+        first = np.r_[True, c_sorted[1:] != c_sorted[:-1]] if len(c_sorted) else c_sorted > 0
+        best = dict(zip(c_sorted[first].tolist(), s_sorted[first].tolist(), strict=True))
         lex_sessions = view.lexicon.session_scores(text or "", best)
         cands.prior = session_prior(best, lex_sessions, hybrid)
         prior = np.array([cands.prior.get(c, 0.0) for c in codes.tolist()])
@@ -299,14 +303,26 @@ class Recall:
     # -- ranking -----------------------------------------------------------------------------
 
     def _parts(
-        self, view: AgentView, labels: np.ndarray, ref: float
+        self,
+        view: AgentView,
+        labels: np.ndarray,
+        ref: float,
+        *,
+        created: float | None = None,
+        count: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Recency, importance and access parts of the score, before weighting."""
+        """Recency, importance and access parts of the score, before weighting.
+
+        With ``created`` and ``count``: the recency and access parts of a memory
+        created then and accessed that often (one value each; importance empty).
+        """
         w = self.settings.weights
-        age = np.maximum(ref - view.created.data[labels], 0.0)
+        times = view.created.data[labels] if created is None else np.array([created])
+        counts = view.access.data[labels] if count is None else np.array([count], np.int64)
+        age = np.maximum(ref - times, 0.0)
         recency = np.power(0.5, age / (w.half_life_days * 86400.0))
         importance = view.importance.data[labels].astype(np.float64)
-        access = 1.0 - np.exp(-view.access.data[labels] / w.access_scale)
+        access = 1.0 - np.exp(-counts / w.access_scale)
         return recency, importance, access
 
     def _scores(
@@ -339,9 +355,21 @@ class Recall:
         The score's non-similarity parts are bounded, so a memory outside the
         pool (its similarity at most the pool's lowest) can beat the k-th only
         if the k-th scores at most that bound: the pool widens until it cannot.
+        The bound is the agent's own: no memory is more recent than the newest,
+        more important than the most important or more used than the most used
+        (aggregates kept on write), so on memories alike in those the pool
+        rarely widens, where a bound of 1 for each part widened it to the whole
+        agent whenever similarities were close.
         """
         w = self.settings.weights
-        headroom = w.recency + w.importance * view.max_importance() + w.access
+        recency, _, access = self._parts(
+            view, np.zeros(0, np.int64), ref, created=view.newest_time(), count=view.max_access()
+        )
+        headroom = (
+            w.recency * float(recency[0])
+            + w.importance * view.max_importance()
+            + w.access * float(access[0])
+        )
         depth = min(n_ok, max(4 * k, k + 32))
         while True:
             sims, labels = self._dense_search(view, qvec, depth, allowed)
@@ -354,7 +382,8 @@ class Recall:
             kth = np.partition(scores, len(scores) - min(k, len(scores)))[
                 len(scores) - min(k, len(scores))
             ]
-            if kth > w.similarity * float(sims.min()) + headroom:
+            # The slack keeps rounding (sums in another order) from passing a tie.
+            if kth > w.similarity * float(sims.min()) + headroom + _SLACK:
                 break
             depth = min(n_ok, 4 * depth)
         return self._rank(view, cands, k, ref, record, scored)

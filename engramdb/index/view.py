@@ -83,6 +83,8 @@ class AgentView:
         )
         """Every live memory by id, built from columns when read (see :mod:`~.records`)."""
         self._max_importance = 0.0
+        self._max_access = 0
+        """At least every live memory's access count (kept on write and on access)."""
         self._newest: float | None = 0.0
         """The newest creation time among live memories; None: recompute on next use."""
         self._next_expiry: float | None = _NO_EXPIRY
@@ -183,6 +185,7 @@ class AgentView:
         self._archived += sum(m.status is MemoryStatus.ARCHIVED for m in memories)
         self.importance.extend(np.array([m.importance for m in memories], dtype=np.float32))
         self._max_importance = max(self._max_importance, max(m.importance for m in memories))
+        self._max_access = max(self._max_access, max(m.access_count for m in memories))
         self.access.extend(np.array([m.access_count for m in memories], dtype=np.int64))
         self.last_access.extend(
             np.array([to_micros(m.last_accessed_at) for m in memories], dtype=np.int64)
@@ -239,6 +242,7 @@ class AgentView:
         self.archived.data[label] = archived
         self.importance.data[label] = memory.importance
         self._max_importance = max(self._max_importance, memory.importance)
+        self._max_access = max(self._max_access, memory.access_count)
         expires = to_ts(memory.expires_at)
         if expires != self.expires.data[label]:
             self._next_expiry = None
@@ -372,6 +376,17 @@ class AgentView:
                 if self.ids[label] is None or not where(self.records.metadata(label)):
                     mask[label] = False
         return mask
+
+    def count_access(self, labels: Sequence[int], stamp: int) -> None:
+        """One more access of each label's memory, at ``stamp`` (microseconds)."""
+        for label in labels:
+            self.access.data[label] += 1
+            self.last_access.data[label] = stamp
+            self._max_access = max(self._max_access, int(self.access.data[label]))
+
+    def max_access(self) -> int:
+        """An upper bound on the access count of any live memory (kept on write and access)."""
+        return self._max_access
 
     def max_importance(self) -> float:
         """An upper bound on the importance of any live memory (kept on write)."""
