@@ -580,7 +580,7 @@ class MemoryEngine:
             labels = [i for i in np.flatnonzero(mask).tolist() if view.ids[i] is not None]
             labels.sort(key=lambda i: (view.created_micros(i), view.ids[i]))
             stop = None if limit is None else offset + limit
-            return [view.memory(i) for i in labels[offset:stop]]
+            return view.records.memories(labels[offset:stop])
 
     def count(self, *, agent: str | None = None, include_archived: bool = True) -> int:
         """How many (unexpired) memories an agent, or the whole store, holds."""
