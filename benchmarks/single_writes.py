@@ -79,7 +79,8 @@ def old_policy() -> type:
         def __init__(self, root: Path, dim: int, **kwargs: Any) -> None:
             super().__init__(root, dim, **kwargs)
             self.retention = timedelta(minutes=10)
-            self._db = lancedb.connect(str(root / "lance"))  # no Session: uncapped caches
+            where = self.root.path  # the benchmark's stores are local directories
+            self._db = lancedb.connect(str(where / "lance"))  # no Session: uncapped caches
             self.table = self._db.open_table(TABLE)
 
         def compact(self) -> None:

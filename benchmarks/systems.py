@@ -9,7 +9,10 @@ Parameters are engramdb's own (``engramdb/index/vector.py``), so raw FAISS is th
 floor engramdb's overhead is measured against:
 
 - flat: ``IndexFlatIP`` (engramdb wraps it in ``IndexIDMap2``).
-- HNSW: M=32, efConstruction=80, efSearch=96, inner product.
+- HNSW: M=32, efConstruction=80, efSearch=96, inner product; ``faiss-hnsw-tuned``
+  opens the same graph with the cheapest efSearch (from :data:`EF_LADDER`) that
+  reaches recall@10 >= ``TUNED_RECALL`` against exact search on the benchmark's
+  queries: the floor ``engramdb-auto`` is held to.
 - IVF: ``IndexIVFFlat``, nlist = min(4*sqrt(n), n/39), nprobe = nlist/8 + 8.
 - LanceDB: brute force (no index), and IVF-PQ (cosine, sqrt(n) partitions up to
   256, 48 sub-vectors of 8 dims, a light k-means; LanceDB's default nprobes, no refine).
@@ -41,11 +44,14 @@ CHROMA_BATCH = 5_000
 LANCE_MAX_PARTITIONS = 256
 LANCE_SUB_VECTORS = 48
 
-ENGRAM_KINDS = ("flat", "hnsw", "ivf", "lance")
+ENGRAM_KINDS = ("flat", "hnsw", "ivf", "lance", "auto")
+EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+TUNED_RECALL = 0.95
 VARIANTS = (
     *(f"engramdb-{kind}" for kind in ENGRAM_KINDS),
     "faiss-flat",
     "faiss-hnsw",
+    "faiss-hnsw-tuned",
     "faiss-ivf",
     "lance-flat",
     "lance-ivfpq",
@@ -56,9 +62,11 @@ FLOOR = {
     "engramdb-hnsw": "faiss-hnsw",
     "engramdb-ivf": "faiss-ivf",
     "engramdb-lance": "lance-flat",
+    "engramdb-auto": "faiss-hnsw-tuned",
 }
 """The raw peer with the same index parameters: the floor each engramdb index is held to."""
 APPROXIMATE = ("engramdb-hnsw", "engramdb-ivf", "faiss-hnsw", "faiss-ivf", "lance-ivfpq", "chroma")
+"""The approximate variants the recall/latency plot shows (one marker each)."""
 
 
 def builder_of(variant: str) -> str:
@@ -67,6 +75,8 @@ def builder_of(variant: str) -> str:
         return "engramdb"
     if variant.startswith("lance-"):
         return "lance"
+    if variant == "faiss-hnsw-tuned":
+        return "faiss-hnsw"
     return variant
 
 
@@ -303,6 +313,8 @@ class Searcher:
     """engramdb only: embed texts in advance, so that recall by them skips the model."""
     native_batch: bool = True
     """False when ``search_batch`` is only a loop over ``search`` (no batch API)."""
+    info: dict[str, Any] | None = None
+    """Parameters chosen at open (the tuned efSearch and the recall it reached)."""
 
 
 def import_modules(variant: str) -> None:
@@ -315,10 +327,24 @@ def import_modules(variant: str) -> None:
         import chromadb  # noqa: F401
 
 
-def open_variant(variant: str, artefact: Path, *, embed: Callable[[str], np.ndarray]) -> Searcher:
-    """Open a variant's artefact (copied to a private directory by the caller)."""
+def open_variant(
+    variant: str,
+    artefact: Path,
+    *,
+    embed: Callable[[str], np.ndarray],
+    tune: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Searcher:
+    """Open a variant's artefact (copied to a private directory by the caller).
+
+    ``tune`` is (queries, exact top-10 row numbers): ``faiss-hnsw-tuned`` picks
+    its efSearch on them.
+    """
     if variant.startswith("engramdb-"):
         return _open_engramdb(variant.removeprefix("engramdb-"), artefact)
+    if variant == "faiss-hnsw-tuned":
+        if tune is None:
+            raise ValueError("faiss-hnsw-tuned needs queries and their exact top 10 to tune on")
+        return _open_faiss(artefact, embed, tune=tune)
     if variant.startswith("faiss-"):
         return _open_faiss(artefact, embed)
     if variant.startswith("lance-"):
@@ -374,12 +400,42 @@ def _open_engramdb(kind: str, artefact: Path) -> Searcher:
     )
 
 
-def _open_faiss(artefact: Path, embed: Callable[[str], np.ndarray]) -> Searcher:
+def tune_ef_search(
+    index: Any, queries: np.ndarray, truth: np.ndarray, target: float = TUNED_RECALL
+) -> tuple[int, float]:
+    """The cheapest efSearch of :data:`EF_LADDER` whose recall@10 on ``queries`` against
+    ``truth`` reaches ``target`` (the largest when none does), and that recall."""
+    x = np.ascontiguousarray(queries, dtype=np.float32)
+    recall = 0.0
+    for ef in EF_LADDER:
+        index.hnsw.efSearch = ef
+        _, found = index.search(x, K)
+        hits = [
+            len(set(f.tolist()) & set(t[:K].tolist())) / K
+            for f, t in zip(found, truth, strict=True)
+        ]
+        recall = float(np.mean(hits))
+        if recall >= target:
+            return ef, recall
+    return EF_LADDER[-1], recall
+
+
+def _open_faiss(
+    artefact: Path,
+    embed: Callable[[str], np.ndarray],
+    *,
+    tune: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Searcher:
     import faiss
 
     index = faiss.read_index(str(artefact / "index.faiss"))
+    info = None
     if isinstance(index, faiss.IndexHNSW):
         index.hnsw.efSearch = HNSW_EF_SEARCH
+        if tune is not None:
+            ef, reached = tune_ef_search(index, *tune)
+            index.hnsw.efSearch = ef
+            info = {"ef_search": ef, "tuned_recall_at_10": reached, "target": TUNED_RECALL}
 
     def search(vec: np.ndarray) -> list[int]:
         _, found = index.search(np.ascontiguousarray(vec[None, :], dtype=np.float32), K)
@@ -389,7 +445,7 @@ def _open_faiss(artefact: Path, embed: Callable[[str], np.ndarray]) -> Searcher:
         _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), K)
         return [[int(x) for x in row if x >= 0] for row in found]
 
-    return Searcher(search, lambda text: search(embed(text)), batch, lambda: None)
+    return Searcher(search, lambda text: search(embed(text)), batch, lambda: None, info=info)
 
 
 def _open_lance(artefact: Path, embed: Callable[[str], np.ndarray], *, indexed: bool) -> Searcher:

@@ -1,82 +1,179 @@
-"""Access counting: recall counts hits in memory and writes the counts in batches."""
+"""Access counting: recall counts hits in memory; a background thread writes the counts.
+
+Recall never writes to the store. It bumps the counts in the agent's view (the
+truth while the engine is open) and notes which memories changed in a bounded
+buffer; once the buffer holds ``flush_every`` memories a background thread
+writes their counts in one commit. ``flush()`` and ``close()`` write what is
+left on the caller's thread. A killed process may lose the counts buffered
+since the last write, never a memory: the write only updates the access columns
+of rows that exist.
+
+Locks: the buffer has its own small lock, taken only around dict operations.
+A write holds the store's ``write_lock`` from reading the counts to committing
+them, so no other write of the same rows (an ``update`` that carries the count)
+can land in between with a newer count that this write would then overwrite.
+The flusher never takes the engine's lock, so ``close()`` (which holds it) can
+wait for the flusher without a deadlock.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import threading
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
 from engramdb.engine.views import ViewRegistry
+from engramdb.errors import EngramError
 from engramdb.index.view import AgentView, from_micros, to_micros
 from engramdb.records import utcnow
 from engramdb.store.table import Commit, MemoryTable
 
-__all__ = ["AccessLog"]
+__all__ = ["BUFFER_FACTOR", "AccessLog"]
+
+log = logging.getLogger(__name__)
+
+BUFFER_FACTOR = 16
+"""The buffer holds at most this many times ``flush_every`` memories by default."""
 
 
 class AccessLog:
-    """Buffered access counts: never one write per query.
-
-    A killed process may lose the counts buffered since the last flush, never
-    a memory. Not locked: the engine holds its lock around every call.
+    """Buffered access counts, written off the query thread: never one write per query.
 
     Args:
         store: Where counts are written.
         views: Where the current counts live (the view columns are the truth).
-        flush_every: Buffered accesses that trigger a write.
+        flush_every: Buffered memories that wake the background writer.
+        capacity: The most memories the buffer holds (default ``BUFFER_FACTOR *
+            flush_every``). When it is full, a memory not already in it is not
+            added (its count stays right in memory and is written if it is
+            accessed again after a write): recall never waits for the store.
+        read_only: A reader never writes: nothing is buffered, no thread starts.
     """
 
-    def __init__(self, store: MemoryTable, views: ViewRegistry, *, flush_every: int) -> None:
+    def __init__(
+        self,
+        store: MemoryTable,
+        views: ViewRegistry,
+        *,
+        flush_every: int,
+        capacity: int | None = None,
+        read_only: bool = False,
+    ) -> None:
         self.store = store
         self.views = views
         self.flush_every = flush_every
+        self.capacity = max(capacity or BUFFER_FACTOR * flush_every, flush_every)
+        self.read_only = read_only
+        self.dropped = 0
+        """Accesses not buffered because the buffer was full."""
+        self.error: EngramError | None = None
+        """The last background write's error (the counts stay buffered for the next)."""
+        self.before_write: Callable[[], None] | None = None
+        """Called by the background writer just before it commits (tests pause it here)."""
         self._pending: dict[str, str] = {}
-        """Memory id -> agent, for every memory accessed since the last flush."""
+        """Memory id -> agent, for every memory accessed since the last write."""
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
 
     def __len__(self) -> int:
         return len(self._pending)
 
     def record(self, view: AgentView, labels: Sequence[int]) -> None:
-        """Count one access of each label's memory; flush when the buffer is full."""
-        stamp = to_micros(utcnow())
-        for label in labels:
-            view.access.data[label] += 1
-            view.last_access.data[label] = stamp
-            mid = view.ids[label]
-            if mid is not None:
-                self._pending[mid] = view.agent
-        if len(self._pending) >= self.flush_every:
-            self.flush()
+        """Count one access of each label's memory; wake the writer when the buffer fills."""
+        if self.read_only:
+            return
+        view.count_access(labels, to_micros(utcnow()))
+        with self._lock:
+            for label in labels:
+                mid = view.ids[label]
+                if mid is None:
+                    continue
+                if mid in self._pending or len(self._pending) < self.capacity:
+                    self._pending[mid] = view.agent
+                else:
+                    self.dropped += 1
+            due = len(self._pending) >= self.flush_every
+        if due:
+            self._wake_writer()
 
     def forget(self, memory_id: str | None = None, *, agent: str | None = None) -> None:
         """Drop buffered counts of a deleted memory, or of every memory of ``agent``."""
-        if memory_id is not None:
-            self._pending.pop(memory_id, None)
-        if agent is not None:
-            self._pending = {k: v for k, v in self._pending.items() if v != agent}
+        with self._lock:
+            if memory_id is not None:
+                self._pending.pop(memory_id, None)
+            if agent is not None:
+                self._pending = {k: v for k, v in self._pending.items() if v != agent}
 
     def flush(self) -> Commit | None:
-        """Write buffered access counts in one commit (None when there was nothing)."""
-        if not self._pending:
+        """Write buffered access counts now, in one commit (None when there was nothing)."""
+        if self.read_only:
             return None
-        ids, counts, lasts = [], [], []
-        for mid, agent in self._pending.items():
-            view = self.views.loaded(agent)
-            if view is None or mid not in view.label_of:
-                continue
-            label = view.label_of[mid]
-            ids.append(mid)
-            counts.append(int(view.access.data[label]))
-            lasts.append(from_micros(int(view.last_access.data[label])))
-        self._pending.clear()
-        if not ids:
-            return None
-        return self.store.update_columns(
-            pa.table(
+        return self._write()
+
+    def close(self) -> Commit | None:
+        """Stop the background writer (after the write it is in), then flush the rest."""
+        thread = self._thread
+        if thread is not None:
+            self._stopping = True
+            self._wake.set()
+            thread.join()
+            self._thread = None
+        return self.flush()
+
+    # -- the background writer ---------------------------------------------------------
+
+    def _wake_writer(self) -> None:
+        if self._thread is None and not self._stopping:
+            self._thread = threading.Thread(target=self._run, name="engramdb-access", daemon=True)
+            self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                self._write(hook=self.before_write)
+            except EngramError as exc:  # kept buffered; the next write tries again
+                self.error = exc
+                log.warning("could not write access counts to %s: %s", self.store.root, exc)
+
+    def _write(self, hook: Callable[[], None] | None = None) -> Commit | None:
+        with self.store.write_lock:
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            if not batch:
+                return None
+            ids, counts, lasts = [], [], []
+            for mid, agent in batch.items():
+                view = self.views.loaded(agent)
+                label = None if view is None else view.label_of.get(mid)
+                if view is None or label is None:
+                    continue
+                ids.append(mid)
+                counts.append(int(view.access.data[label]))
+                lasts.append(from_micros(int(view.last_access.data[label])))
+            if not ids:
+                return None
+            data = pa.table(
                 {
                     "id": ids,
                     "access_count": pa.array(counts, pa.int64()),
                     "last_accessed_at": pa.array(lasts, pa.timestamp("us", "UTC")),
                 }
             )
-        )
+            if hook is not None:
+                hook()
+            try:
+                return self.store.update_columns(data)
+            except BaseException:
+                with self._lock:  # back in the buffer (over its capacity: it was there)
+                    for mid, agent in batch.items():
+                        self._pending.setdefault(mid, agent)
+                raise

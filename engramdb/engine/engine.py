@@ -135,7 +135,9 @@ class MemoryEngine:
             read_only=read_only,
             embedder=embedder.name,
         )
-        self._access = AccessLog(store, self._views, flush_every=settings.access_flush_every)
+        self._access = AccessLog(
+            store, self._views, flush_every=settings.access_flush_every, read_only=read_only
+        )
         if not read_only:
             # A view dropped for the memory budget takes its unwritten access counts along.
             self._views.before_evict = lambda _view: self._access.flush()
@@ -248,15 +250,15 @@ class MemoryEngine:
     def close(self) -> None:
         """Flush buffered access counts, release the writer lock. Safe to call twice.
 
-        The engine is closed (and the lock released) even when the flush fails;
-        the flush's error is raised after that.
+        Waits for the background access-count writer to finish the write it is
+        in, then writes what is left. The engine is closed (and the lock
+        released) even when the flush fails; the flush's error is raised after that.
         """
         with self._mutex:
             if self._closed:
                 return
             try:
-                if not self._read_only:
-                    self._access.flush()
+                self._access.close()
             finally:
                 self._closed = True
                 self._views.invalidate()
@@ -560,7 +562,7 @@ class MemoryEngine:
                 which makes recall a function of the stored state alone, capped at
                 the current time so a memory dated ahead cannot age the others).
             record_access: Count this recall as an access of each hit (buffered,
-                written in batches, never one write per query).
+                written in batches by a background thread, never on the query's).
             scope: ``"all"``, or ``"subtree"`` to search only ``root`` and the
                 memories below it (through ``parent_id`` links).
             root: The memory (or its id) at the top of a ``"subtree"`` scope.
@@ -639,10 +641,10 @@ class MemoryEngine:
             mask = view.mask(
                 now=time.time(), kinds=kinds, session=session, include_archived=include_archived
             )
-            found = [mid for mid in (view.ids[i] for i in np.flatnonzero(mask)) if mid is not None]
-            found.sort(key=lambda mid: (view.records[mid].created_at, mid))
+            labels = [i for i in np.flatnonzero(mask).tolist() if view.ids[i] is not None]
+            labels.sort(key=lambda i: (view.created_micros(i), view.ids[i]))
             stop = None if limit is None else offset + limit
-            return [view.current(mid) for mid in found[offset:stop]]
+            return view.records.memories(labels[offset:stop])
 
     def count(self, *, agent: str | None = None, include_archived: bool = True) -> int:
         """How many (unexpired) memories an agent, or the whole store, holds."""

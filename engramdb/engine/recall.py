@@ -38,6 +38,8 @@ MODES = ("hybrid", "dense", "lexical")
 GROUPS = (None, "session")
 _DECIMALS = 6
 """Relevance is rounded to this many decimals, so ties in exact arithmetic break by id."""
+_SLACK = 1e-9
+"""A score must beat the bound on the memories outside the pool by this much (scores are O(1))."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,23 +136,39 @@ class Recall:
         structure = structure_mask(
             view, space=self.space, scope=q.scope, root=q.root, depth=q.depth, rank=q.rank
         )
-        mask = view.mask(
-            now=time.time(),
-            kinds=kind_list,
-            session=q.session,
-            since=t_since,
-            until=t_until,
-            include_archived=q.include_archived,
-            where=predicate,
+        now = time.time()
+        filtered = (
+            structure is not None
+            or kind_list is not None
+            or q.session is not None
+            or predicate is not None
+            or t_since is not None
+            or t_until is not None
+            or not view.all_pass(now=now, include_archived=q.include_archived)
         )
-        if structure is not None:
-            mask &= structure
-        n_ok = int(mask.sum())
+        # With no filter (the common case) no mask is built: every live memory passes.
+        mask: BoolArray | None = None
+        n_ok = len(view)
+        if filtered:
+            mask = view.mask(
+                now=now,
+                kinds=kind_list,
+                session=q.session,
+                since=t_since,
+                until=t_until,
+                include_archived=q.include_archived,
+                where=predicate,
+            )
+            if structure is not None:
+                mask &= structure
+            n_ok = int(mask.sum())
         if n_ok == 0:
             return []
         record = q.record_access and not self.read_only
         if q.rank == "distance":
-            hits, labels = rank_by_distance(view, qvec, k, mask)
+            hits, labels = rank_by_distance(
+                view, qvec, k, view.alive.view if mask is None else mask
+            )
             if record:
                 self.access.record(view, labels)
             return hits
@@ -158,7 +176,7 @@ class Recall:
         # memory dated ahead must not age all the others).
         ref = ref_now if ref_now is not None else min(view.newest_time(), time.time())
         mode = q.mode if text is not None else "dense"  # a vector query has no words
-        allowed = None if n_ok == len(view) else mask
+        allowed = None if mask is None or n_ok == len(view) else mask
         if mode == "dense" and q.group_by is None:
             return self._exact_dense(view, qvec, k, allowed, n_ok, ref, record)
         need = k
@@ -243,10 +261,12 @@ class Recall:
             created = view.created.data[labels]
             fused = fused + hybrid.date * date_preference(created, spans, hybrid.date_scale_days)
         codes = view.session.data[labels]
-        best: dict[int, float] = {}
-        for code, sim in zip(codes.tolist(), sims.tolist(), strict=True):
-            if code >= 0 and sim > best.get(code, -np.inf):
-                best[code] = sim
+        # Each session's best similarity among the candidates.
+        inside = codes >= 0
+        by_code = np.lexsort((-sims[inside], codes[inside]))
+        c_sorted, s_sorted = codes[inside][by_code], sims[inside][by_code]
+        first = np.r_[True, c_sorted[1:] != c_sorted[:-1]] if len(c_sorted) else c_sorted > 0
+        best = dict(zip(c_sorted[first].tolist(), s_sorted[first].tolist(), strict=True))
         lex_sessions = view.lexicon.session_scores(text or "", best)
         cands.prior = session_prior(best, lex_sessions, hybrid)
         prior = np.array([cands.prior.get(c, 0.0) for c in codes.tolist()])
@@ -291,14 +311,26 @@ class Recall:
     # -- ranking -----------------------------------------------------------------------------
 
     def _parts(
-        self, view: AgentView, labels: np.ndarray, ref: float
+        self,
+        view: AgentView,
+        labels: np.ndarray,
+        ref: float,
+        *,
+        created: float | None = None,
+        count: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Recency, importance and access parts of the score, before weighting."""
+        """Recency, importance and access parts of the score, before weighting.
+
+        With ``created`` and ``count``: the recency and access parts of a memory
+        created then and accessed that often (one value each; importance empty).
+        """
         w = self.settings.weights
-        age = np.maximum(ref - view.created.data[labels], 0.0)
+        times = view.created.data[labels] if created is None else np.array([created])
+        counts = view.access.data[labels] if count is None else np.array([count], np.int64)
+        age = np.maximum(ref - times, 0.0)
         recency = np.power(0.5, age / (w.half_life_days * 86400.0))
         importance = view.importance.data[labels].astype(np.float64)
-        access = 1.0 - np.exp(-view.access.data[labels] / w.access_scale)
+        access = 1.0 - np.exp(-counts / w.access_scale)
         return recency, importance, access
 
     def _scores(
@@ -331,37 +363,85 @@ class Recall:
         The score's non-similarity parts are bounded, so a memory outside the
         pool (its similarity at most the pool's lowest) can beat the k-th only
         if the k-th scores at most that bound: the pool widens until it cannot.
+        The bound is the agent's own: no memory is more recent than the newest,
+        more important than the most important or more used than the most used
+        (aggregates kept on write), so on memories alike in those the pool
+        rarely widens, where a bound of 1 for each part widened it to the whole
+        agent whenever similarities were close.
         """
         w = self.settings.weights
-        headroom = w.recency + w.importance * view.max_importance() + w.access
+        recency, _, access = self._parts(
+            view, np.zeros(0, np.int64), ref, created=view.newest_time(), count=view.max_access()
+        )
+        headroom = (
+            w.recency * float(recency[0])
+            + w.importance * view.max_importance()
+            + w.access * float(access[0])
+        )
         depth = min(n_ok, max(4 * k, k + 32))
         while True:
             sims, labels = self._dense_search(view, qvec, depth, allowed)
             sims = np.round(sims.astype(np.float64), _DECIMALS)
             cands = _Candidates(labels=labels, sims=sims, relevance=sims)
+            scored = self._scores(view, cands, ref)
             if len(labels) < depth or depth >= n_ok or self.index_kind == "lance":
                 break
-            scores, _ = self._scores(view, cands, ref)
-            kth = np.sort(scores)[::-1][min(k, len(scores)) - 1]
-            if kth > w.similarity * float(sims.min()) + headroom:
+            scores = scored[0]
+            kth = np.partition(scores, len(scores) - min(k, len(scores)))[
+                len(scores) - min(k, len(scores))
+            ]
+            # The slack keeps rounding (sums in another order) from passing a tie.
+            if kth > w.similarity * float(sims.min()) + headroom + _SLACK:
                 break
             depth = min(n_ok, 4 * depth)
-        return self._rank(view, cands, k, ref, record)
+        return self._rank(view, cands, k, ref, record, scored)
 
-    def _order(self, view: AgentView, labels: np.ndarray, score: np.ndarray) -> list[int]:
-        ids = [view.ids[int(x)] or "" for x in labels]
-        return sorted(range(len(ids)), key=lambda i: (-float(score[i]), ids[i]))
+    def _order(
+        self, view: AgentView, labels: np.ndarray, score: np.ndarray, k: int | None = None
+    ) -> list[int]:
+        """Candidate positions by score, best first, ties broken by id (the best ``k``)."""
+        picked = np.arange(len(labels))
+        if k is not None and len(labels) > k:
+            # Only candidates at or above the k-th score can be returned: sort those
+            # (all of the k-th's ties too, so the id tie-break is the same).
+            kth = np.partition(score, len(score) - k)[len(score) - k]
+            picked = np.flatnonzero(score >= kth)
+        ids = [view.ids[x] or "" for x in labels[picked].tolist()]
+        order = sorted(range(len(ids)), key=lambda j: (-float(score[picked[j]]), ids[j]))
+        return [int(picked[j]) for j in order[:k]]
+
+    def _hits(
+        self,
+        view: AgentView,
+        cands: _Candidates,
+        picked: Sequence[int],
+        score: np.ndarray,
+        parts: np.ndarray,
+    ) -> tuple[list[Hit], list[int]]:
+        """Hits for the candidates at positions ``picked`` (records built in one batch)."""
+        # Indexes return live labels only; the check keeps a dead one out all the same.
+        keep = [i for i in picked if view.ids[int(cands.labels[i])] is not None]
+        labels = [int(cands.labels[i]) for i in keep]
+        memories = view.records.memories(labels)
+        hits = [
+            self._hit(view, cands, i, float(score[i]), parts, m)
+            for i, m in zip(keep, memories, strict=True)
+        ]
+        return hits, labels
 
     def _hit(
-        self, view: AgentView, cands: _Candidates, i: int, score: float, parts: np.ndarray
-    ) -> Hit | None:
+        self,
+        view: AgentView,
+        cands: _Candidates,
+        i: int,
+        score: float,
+        parts: np.ndarray,
+        memory: Memory,
+    ) -> Hit:
         label = int(cands.labels[i])
-        mid = view.ids[label]
-        if mid is None:  # indexes return live labels only
-            return None
         recency, importance, access = parts[:, i]
         return Hit(
-            memory=view.current(mid),
+            memory=memory,
             score=score,
             similarity=float(cands.sims[i]),
             recency=float(recency),
@@ -373,16 +453,20 @@ class Recall:
         )
 
     def _rank(
-        self, view: AgentView, cands: _Candidates, k: int, ref: float, record: bool
+        self,
+        view: AgentView,
+        cands: _Candidates,
+        k: int,
+        ref: float,
+        record: bool,
+        scored: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[Hit]:
-        score, parts = self._scores(view, cands, ref)
-        hits = []
-        for i in self._order(view, cands.labels, score)[:k]:
-            hit = self._hit(view, cands, i, float(score[i]), parts)
-            if hit is not None:
-                hits.append(hit)
+        score, parts = scored if scored is not None else self._scores(view, cands, ref)
+        hits, labels = self._hits(
+            view, cands, self._order(view, cands.labels, score, k), score, parts
+        )
         if record:
-            self.access.record(view, [view.label_of[h.memory.id] for h in hits])
+            self.access.record(view, labels)
         return hits
 
     def _grouped(
@@ -406,14 +490,16 @@ class Recall:
             name = view.session_name(key[0])
             groups.append((round(value, _DECIMALS), name or "", key, idx[0]))
         groups.sort(key=lambda g: (-g[0], g[1], g[2]))
+        best = groups[:k]
+        found, labels = self._hits(view, cands, [g[3] for g in best], score, parts)
+        by_label = dict(zip(labels, found, strict=True))
         hits = []
-        for value, _, key, i in groups[:k]:
-            hit = self._hit(view, cands, i, float(score[i]), parts)
+        for value, _, key, i in best:
+            hit = by_label.get(int(cands.labels[i]))
             if hit is not None:
-                group = view.session_name(key[0])
-                hits.append(_with_group(hit, group, value))
+                hits.append(_with_group(hit, view.session_name(key[0]), value))
         if record:
-            self.access.record(view, [view.label_of[h.memory.id] for h in hits])
+            self.access.record(view, labels)
         return hits
 
 

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from engramdb.config import Settings, default_store_path
 from engramdb.errors import NotFoundError
 from engramdb.index.cache import CachedGraph, CacheStamp, IndexCache
+from engramdb.index.columns import release_free_memory
 from engramdb.index.vector import HNSWIndex
 from engramdb.index.view import AgentView, normalize_rows, to_micros
 from engramdb.records import Memory, check_id, check_name
@@ -166,6 +167,7 @@ class ViewRegistry:
             if not self.read_only:
                 self._purge_expired(agent)
             view = self._load(agent)
+            release_free_memory()  # the rows read and the values made from them
             refined = self._refined.pop(agent, None)
             if refined:
                 view.refined = refined

@@ -124,9 +124,9 @@ class Writer:
         """Keep at most ``working_capacity`` working memories per (agent, session)."""
         view = self.views.get(agent)
         by_session: dict[str | None, list[Memory]] = {}
-        for m in view.records.values():
-            if m.kind is MemoryKind.WORKING:
-                by_session.setdefault(m.session, []).append(m)
+        for label in view.labels_of_kind(MemoryKind.WORKING).tolist():
+            m = view.memory(label)
+            by_session.setdefault(m.session, []).append(m)
         evict: list[str] = []
         cap = self.settings.working_capacity
         for group in by_session.values():

@@ -41,6 +41,7 @@ import bisect
 import math
 import re
 import unicodedata
+from array import array
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
@@ -124,15 +125,23 @@ def tokens(text: str) -> list[str]:
 
 
 class _Postings:
-    """One term's postings: label, document generation, and term counts per column."""
+    """One term's postings: label, document generation, and term counts per column.
+
+    Plain arrays, no object per document: 16 bytes a posting.
+    """
 
     __slots__ = ("ctx", "gen", "labels", "own")
 
     def __init__(self) -> None:
-        self.labels = Column(np.int64)
-        self.gen = Column(np.int64)
+        self.labels = Column(np.int32)
+        self.gen = Column(np.int32)
         self.own = Column(np.float32)
         self.ctx = Column(np.float32)
+
+
+_BINCOUNT_SHARE = 8
+"""Sum per label with a dense ``bincount`` once the postings pass 1/8 of the labels
+(cheaper than sorting them), else with ``unique``."""
 
 
 class LexicalIndex:
@@ -144,9 +153,11 @@ class LexicalIndex:
     below zero counts as 1e-6. Postings are numpy arrays scored in bulk, so a
     query term found in most of 100,000 documents costs a fraction of a
     millisecond (FTS5 scores matches one by one: 0.3 s for such a term). A
-    changed or removed document leaves stale postings, skipped by generation and
-    dropped when they outnumber the live ones. Not locked: the engine holds its
-    lock around every call.
+    changed or removed document leaves stale postings, skipped by generation
+    (checked only for the terms that have any) and dropped when they outnumber
+    the live ones. Each document's term ids are kept in one flat array (for
+    removals), so the index holds no Python object per document. Not locked:
+    the engine holds its lock around every call.
 
     Args:
         weights: BM25 column weights (own text, context).
@@ -160,18 +171,23 @@ class LexicalIndex:
         self._terms: dict[str, int] = {}
         self._postings: list[_Postings] = []
         self._df = Column(np.int64)
-        self._gen = Column(np.int64)
-        """Generation of each label's live document; -1 for none."""
+        self._stale_of = Column(np.int64)
+        """Stale postings per term (0: every posting of the term is live)."""
+        self._gen = Column(np.int32)
+        """Generation of each label's document (counts its re-indexings)."""
         self._length = Column(np.float64)
-        self._doc_terms: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        """Live label -> (term ids, counts in own text, counts in context)."""
+        self._start = Column(np.int64)
+        """Where each label's live document's term ids start in ``_doc_tids``; -1: none."""
+        self._count = Column(np.int32)
+        """How many distinct terms each label's live document has."""
+        self._doc_tids = Column(np.int32)
+        self._n_docs = 0
         self._total_length = 0.0
         self._stale = 0
         self._live_postings = 0
-        self._next_gen = 0
 
     def __len__(self) -> int:
-        return len(self._doc_terms)
+        return self._n_docs
 
     def _term_id(self, term: str) -> int:
         tid = self._terms.get(term)
@@ -179,13 +195,33 @@ class LexicalIndex:
             tid = self._terms[term] = len(self._postings)
             self._postings.append(_Postings())
             self._df.extend(np.zeros(1, np.int64))
+            self._stale_of.extend(np.zeros(1, np.int64))
         return tid
 
     def _ensure_labels(self, label: int) -> None:
         if label >= self._gen.n:
             extra = label + 1 - self._gen.n
-            self._gen.extend(np.full(extra, -1, np.int64))
+            self._gen.extend(np.zeros(extra, np.int32))
             self._length.extend(np.zeros(extra, np.float64))
+            self._start.extend(np.full(extra, -1, np.int64))
+            self._count.extend(np.zeros(extra, np.int32))
+
+    def trim(self) -> None:
+        """Drop the arrays' spare capacity (after a bulk build)."""
+        for post in self._postings:
+            for column in (post.labels, post.gen, post.own, post.ctx):
+                column.trim()
+        for column in (self._df, self._stale_of, self._gen, self._length, self._start):
+            column.trim()
+        self._count.trim()
+        self._doc_tids.trim()
+
+    def _doc(self, label: int) -> np.ndarray | None:
+        """The term ids of a label's live document (None: no document)."""
+        if label >= self._start.n or self._start.data[label] < 0:
+            return None
+        start = int(self._start.data[label])
+        return self._doc_tids.data[start : start + int(self._count.data[label])]
 
     def upsert(self, docs: Iterable[tuple[int, str, str]]) -> None:
         """Insert or replace documents ``(label, own text, context)``."""
@@ -203,16 +239,17 @@ class LexicalIndex:
             ids = np.fromiter(counts, np.int64, len(counts))
             tf = np.array(list(counts.values()), np.float32).reshape(-1, 2)
             self._ensure_labels(label)
-            self._gen.data[label] = self._next_gen
-            self._next_gen += 1
+            self._gen.data[label] += 1
             length = float(len(own_tokens) + len(ctx_tokens))
             self._length.data[label] = length
             self._total_length += length
-            doc = (ids, tf[:, 0], tf[:, 1])
-            self._doc_terms[label] = doc
+            self._start.data[label] = self._doc_tids.n
+            self._count.data[label] = len(ids)
+            self._doc_tids.extend(ids.astype(np.int32))
+            self._n_docs += 1
             self._df.data[ids] += 1
             self._live_postings += len(ids)
-            entries.append((label, doc))
+            entries.append((label, (ids, tf[:, 0], tf[:, 1])))
         self._post(entries)
 
     def _post(
@@ -248,12 +285,15 @@ class LexicalIndex:
     def remove(self, labels: Iterable[int]) -> None:
         """Forget documents by label (unknown labels are ignored)."""
         for label in labels:
-            doc = self._doc_terms.pop(int(label), None)
-            if doc is None:
+            label = int(label)
+            ids = self._doc(label)
+            if ids is None:
                 continue
-            ids = doc[0]
             self._df.data[ids] -= 1
-            self._gen.data[label] = -1
+            self._stale_of.data[ids] += 1
+            self._gen.data[label] += 1  # its postings no longer match: stale
+            self._start.data[label] = -1
+            self._n_docs -= 1
             self._total_length -= self._length.data[label]
             self._stale += len(ids)
             self._live_postings -= len(ids)
@@ -261,9 +301,31 @@ class LexicalIndex:
             self._compact()
 
     def _compact(self) -> None:
-        """Rebuild the postings from the live documents (drops stale ones)."""
-        self._postings = [_Postings() for _ in self._postings]
-        self._post(list(self._doc_terms.items()))
+        """Drop stale postings (and the term ids of replaced documents)."""
+        live = self._start.view >= 0
+        for tid, post in enumerate(self._postings):
+            if not self._stale_of.data[tid]:
+                continue
+            labels = post.labels.view
+            keep = live[labels] & (post.gen.view == self._gen.data[labels])
+            fresh = _Postings()
+            fresh.labels.extend(labels[keep])
+            fresh.gen.extend(post.gen.view[keep])
+            fresh.own.extend(post.own.view[keep])
+            fresh.ctx.extend(post.ctx.view[keep])
+            self._postings[tid] = fresh
+        self._stale_of.data[:] = 0
+        docs = np.flatnonzero(live)
+        tids = Column(np.int32)
+        starts = np.full(self._start.n, -1, np.int64)
+        for label in docs.tolist():
+            ids = self._doc(label)
+            assert ids is not None
+            starts[label] = tids.n
+            tids.extend(ids)
+        self._doc_tids = tids
+        self._start = Column(np.int64)
+        self._start.extend(starts)
         self._stale = 0
 
     def search(
@@ -279,7 +341,7 @@ class LexicalIndex:
         Only documents that contain a query term are returned; ties break by label.
         """
         empty = (np.zeros(0, np.float32), np.zeros(0, np.int64))
-        n_docs = len(self._doc_terms)
+        n_docs = self._n_docs
         ids = {self._terms[t] for t in (stem(w) for w in query_terms(query)) if t in self._terms}
         if k <= 0 or not ids or not n_docs:
             return empty
@@ -319,27 +381,43 @@ class LexicalIndex:
                 continue
             post = self._postings[tid]
             labels = post.labels.view
-            live = post.gen.view == self._gen.data[labels]
+            keep: np.ndarray | None = None
+            if self._stale_of.data[tid]:
+                keep = post.gen.view == self._gen.data[labels]
             if allowed is not None:
-                inside = labels < len(allowed)
-                live &= inside
-                live[inside] &= allowed[labels[inside]]
-            labels = labels[live]
+                if len(allowed) >= self._gen.n:
+                    ok = allowed[labels]
+                else:
+                    inside = labels < len(allowed)
+                    ok = inside.copy()
+                    ok[inside] = allowed[labels[inside]]
+                keep = ok if keep is None else keep & ok
+            own, ctx = post.own.view, post.ctx.view
+            if keep is not None:
+                labels, own, ctx = labels[keep], own[keep], ctx[keep]
             if not len(labels):
                 continue
-            tf = w_own * post.own.view[live] + w_ctx * post.ctx.view[live]
+            tf = w_own * own + w_ctx * ctx
             idf = max(math.log((n_docs - df + 0.5) / (df + 0.5)), 1e-6)
             norm = self.K1 * (1.0 - self.B + self.B * self._length.data[labels] / avg)
             all_labels.append(labels)
             all_scores.append(idf * tf * (self.K1 + 1.0) / (tf + norm))
         if not all_labels:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        if len(all_labels) == 1:
+            return all_labels[0].astype(np.int64), all_scores[0].astype(np.float64)
         labels = np.concatenate(all_labels)
         contrib = np.concatenate(all_scores).astype(np.float64)
-        if len(all_labels) == 1:
-            return labels, contrib
+        if _BINCOUNT_SHARE * len(labels) >= self._gen.n:
+            # Dense sums: O(labels + postings), no sort. Summed in the order
+            # unique's bincount sums them (posting order), so the floats agree.
+            size = self._gen.n
+            hits = np.bincount(labels, minlength=size)
+            sums = np.bincount(labels, weights=contrib, minlength=size)
+            found = np.flatnonzero(hits)
+            return found.astype(np.int64), sums[found]
         found, inverse = np.unique(labels, return_inverse=True)
-        return found, np.bincount(inverse, weights=contrib, minlength=len(found))
+        return found.astype(np.int64), np.bincount(inverse, weights=contrib, minlength=len(found))
 
 
 class AgentLexicon:
@@ -348,7 +426,8 @@ class AgentLexicon:
     Keeps, per session, the episodic memories in order (``created_at``, then id),
     so a memory added, changed or removed re-indexes only the memories whose
     context it is part of (the next ``context_turns`` of its session) and its
-    session's document.
+    session's document. The order is kept as arrays of labels, and texts, ids
+    and times by label: no Python object per memory beyond what the view holds.
 
     Args:
         context_turns: Previous episodic memories of the session in a memory's context.
@@ -364,26 +443,42 @@ class AgentLexicon:
         self.context_turns = context_turns
         self.memories = LexicalIndex(weights=weights)
         self.sessions = LexicalIndex(weights=(1.0, 0.0))
-        self._order: dict[str, list[tuple[float, str, int]]] = {}
-        """Session -> its episodic memories as (created, id, label), in order."""
-        self._text: dict[int, str] = {}
-        self._entry: dict[int, tuple[float, str, int]] = {}
+        self._order: dict[str, array[int]] = {}
+        """Session -> the labels of its episodic memories, in order."""
+        self._text: list[str | None] = []
+        self._ids: list[str | None] = []
+        self._created = Column(np.float64)
+        self._ordered = Column(np.bool_)
+        """Whether a label is in its session's order."""
         self._session_code: dict[str, int] = {}
+
+    def _key(self, label: int) -> tuple[float, str]:
+        return float(self._created.data[label]), self._ids[label] or ""
+
+    def _keep(self, m: Memory, label: int) -> None:
+        if label >= len(self._text):
+            extra = label + 1 - len(self._text)
+            self._text.extend([None] * extra)
+            self._ids.extend([None] * extra)
+            self._created.extend(np.zeros(extra, np.float64))
+            self._ordered.extend(np.zeros(extra, np.bool_))
+        self._text[label] = m.text
+        self._ids[label] = m.id
+        self._created.data[label] = m.created_at.timestamp()
 
     def add(self, memories: Sequence[Memory], labels: Sequence[int], codes: Sequence[int]) -> None:
         """Index new memories (``codes`` are their session codes in the agent view)."""
         touched: dict[str, set[int]] = {}
         docs: list[tuple[int, str, str]] = []
         for m, label, code in zip(memories, labels, codes, strict=True):
-            self._text[label] = m.text
+            self._keep(m, label)
             if m.session is None or m.kind is not MemoryKind.EPISODIC:
                 docs.append((label, m.text, ""))
                 continue
             self._session_code[m.session] = code
-            order = self._order.setdefault(m.session, [])
-            entry = (m.created_at.timestamp(), m.id, label)
-            bisect.insort(order, entry)
-            self._entry[label] = entry
+            order = self._order.setdefault(m.session, array("q"))
+            bisect.insort(order, label, key=self._key)
+            self._ordered.data[label] = True
             touched.setdefault(m.session, set()).add(label)
         self.memories.upsert(docs)
         self._reindex(touched)
@@ -392,17 +487,18 @@ class AgentLexicon:
         """Forget memories that left the view."""
         touched: dict[str, set[int]] = {}
         for m, label in zip(memories, labels, strict=True):
-            self._text.pop(label, None)
-            entry = self._entry.pop(label, None)
             session = m.session
-            if entry is None or session is None:
-                continue
-            order = self._order[session]
-            at = bisect.bisect_left(order, entry)
-            order.pop(at)
-            # The memories that followed it now have another context.
-            follow = touched.setdefault(session, set())
-            follow.update(e[2] for e in order[at : at + self.context_turns])
+            if label < len(self._text) and self._ordered.data[label] and session is not None:
+                order = self._order[session]
+                at = bisect.bisect_left(order, self._key(label), key=self._key)
+                order.pop(at)
+                # The memories that followed it now have another context.
+                follow = touched.setdefault(session, set())
+                follow.update(order[at : at + self.context_turns])
+            if label < len(self._text):
+                self._text[label] = None
+                self._ids[label] = None
+                self._ordered.data[label] = False
         self.memories.remove(labels)
         self._reindex(touched)
 
@@ -414,25 +510,38 @@ class AgentLexicon:
             order = self._order[session]
             redo: set[int] = set()
             for label in labels:
-                entry = self._entry.get(label)
-                if entry is not None:
-                    i = bisect.bisect_left(order, entry)
+                if self._ordered.data[label]:
+                    i = bisect.bisect_left(order, self._key(label), key=self._key)
                     redo.update(range(i, min(i + self.context_turns + 1, len(order))))
             for i in sorted(redo):
                 before = order[max(0, i - self.context_turns) : i]
-                context = " ".join(self._text[e[2]] for e in before)
-                docs.append((order[i][2], self._text[order[i][2]], context))
-            whole = " ".join(self._text[e[2]] for e in order)
+                context = " ".join(self._text[x] or "" for x in before)
+                docs.append((order[i], self._text[order[i]] or "", context))
+            whole = " ".join(self._text[x] or "" for x in order)
             session_docs.append((self._session_code[session], whole, ""))
             if not order:
                 self.sessions.remove([self._session_code[session]])
         self.memories.upsert(docs)
         self.sessions.upsert([d for d in session_docs if d[1]])
 
+    def trim(self) -> None:
+        """Drop the arrays' spare capacity (after a bulk build)."""
+        self.memories.trim()
+        self.sessions.trim()
+        self._created.trim()
+        self._ordered.trim()
+
     def session_scores(self, query: str, codes: Iterable[int]) -> dict[int, float]:
-        """BM25 of each given session's document for ``query`` (0 where it does not match)."""
-        wanted = set(codes)
+        """BM25 of each given session's document for ``query`` (0 where it does not match).
+
+        Only the given sessions are scored (the others are masked out of the search).
+        """
+        wanted = sorted(set(codes))
         if not wanted:
             return {}
-        scores, found = self.sessions.search(query, len(self._session_code) + 1)
-        return {int(c): float(s) for s, c in zip(scores, found, strict=True) if int(c) in wanted}
+        allowed = np.zeros(wanted[-1] + 1, np.bool_)
+        allowed[wanted] = True
+        # k past the number of sessions: every match comes back, and terms in most
+        # session documents are scored too (as for a search over all sessions).
+        scores, found = self.sessions.search(query, len(wanted) + 1, allowed)
+        return dict(zip(found.tolist(), scores.tolist(), strict=True))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from engramdb.index.hierarchy import (
     refine_depths,
 )
 from engramdb.index.lexical import AgentLexicon
+from engramdb.index.records import RecordColumns, from_micros, to_micros
 from engramdb.index.vector import FlatIndex, HNSWIndex, NoIndex, VectorIndex, make_index
 from engramdb.records import Memory, MemoryKind, MemoryStatus
 
@@ -42,29 +43,17 @@ _KINDS = list(MemoryKind)
 _KIND_CODE = {k: np.int8(i) for i, k in enumerate(_KINDS)}
 _NO_EXPIRY = np.inf
 
-
 _TEXT_SAMPLE = 256
-MEMORY_OVERHEAD_BYTES = 4096
-"""Python objects per memory besides its text and vector: the record, id maps,
-lexical postings. Measured with tracemalloc over a view of 10k generated sentences
-(about 4.1 KB each besides text and arrays); a leaner record would lower it.
-The Poincaré ball index and the hierarchy, built on demand, are not counted."""
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NO_ACCESS = -1
+MEMORY_OVERHEAD_BYTES = 1024
+"""Python objects per memory besides its text and the arrays: id maps, the
+lexical postings, the index's label map. From a breakdown of a 100k-memory view
+(lexical postings about 0.56 KB, id strings and maps about 0.3 KB, the HNSW label
+map about 0.1 KB). The Poincaré ball index and the hierarchy, built on demand,
+are not counted."""
 
 
 def to_ts(value: datetime | None, default: float = _NO_EXPIRY) -> float:
     return default if value is None else value.timestamp()
-
-
-def to_micros(value: datetime | None) -> int:
-    """Exact integer microseconds since the epoch (floats would lose the last digits)."""
-    return _NO_ACCESS if value is None else (value - _EPOCH) // timedelta(microseconds=1)
-
-
-def from_micros(value: int) -> datetime | None:
-    return None if value == _NO_ACCESS else _EPOCH + timedelta(microseconds=int(value))
 
 
 def normalize_rows(vectors: FloatMatrix) -> FloatMatrix:
@@ -92,7 +81,6 @@ class AgentView:
         self.exact_threshold = exact_threshold
         self.recall_target = recall_target
         """Recall@10 an approximate index tunes itself to keep (None: fixed breadth)."""
-        self.records: dict[str, Memory] = {}
         self.label_of: dict[str, int] = {}
         self.ids: list[str | None] = []
         self.alive = Column(np.bool_)
@@ -106,7 +94,29 @@ class AgentView:
         self.last_access = Column(np.int64)
         self._sessions: dict[str | None, int] = {None: -1}
         self._session_names: list[str | None] = []
+        self.records = RecordColumns(
+            agent,
+            self.ids,
+            self.label_of,
+            {
+                "kind": self.kind,
+                "archived": self.archived,
+                "session": self.session,
+                "access": self.access,
+                "last_access": self.last_access,
+            },
+            self.session_name,
+        )
+        """Every live memory by id, built from columns when read (see :mod:`~.records`)."""
         self._max_importance = 0.0
+        self._max_access = 0
+        """At least every live memory's access count (kept on write and on access)."""
+        self._newest: float | None = 0.0
+        """The newest creation time among live memories; None: recompute on next use."""
+        self._next_expiry: float | None = _NO_EXPIRY
+        """The soonest expiry among live memories; None: recompute on next use."""
+        self._archived = 0
+        """How many live memories are archived."""
         self.refined: dict[str, float] = {}
         """Depths learned by :func:`~engramdb.index.hierarchy.refine_depths`, by id."""
         self._hierarchy: Hierarchy | None = None
@@ -150,6 +160,7 @@ class AgentView:
             view.index = NoIndex()  # takes the labels, ignores the vectors
             view.add(memories, np.zeros((len(memories), 0), np.float32))
             view.index = index
+            view.trim()
             return view
         vectors = normalize_rows(vectors) if len(memories) else np.zeros((0, dim), np.float32)
         view.index = make_index(
@@ -161,18 +172,36 @@ class AgentView:
             recall_target=recall_target,
         )
         view.add(memories, vectors)
+        view.trim()
         return view
 
+    def trim(self) -> None:
+        """Drop the spare capacity of every column (after a bulk build)."""
+        for column in (
+            self.alive,
+            self.kind,
+            self.archived,
+            self.session,
+            self.created,
+            self.expires,
+            self.importance,
+            self.access,
+            self.last_access,
+        ):
+            column.trim()
+        self.records.trim()
+        self.lexicon.trim()
+
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.label_of)
 
     def nbytes(self) -> int:
         """About how many bytes the view holds: index, columns, records, lexical index.
 
-        Arrays are counted exactly; the Python objects (records, id maps, the
-        lexical index's postings) as :data:`MEMORY_OVERHEAD_BYTES` per memory
-        plus twice its text (the record's and the lexical index's copy), the
-        text's length estimated from up to :data:`_TEXT_SAMPLE` records.
+        Arrays are counted exactly; the Python objects (id maps, the lexical
+        index's postings) as :data:`MEMORY_OVERHEAD_BYTES` per memory plus twice
+        its text (the record columns' and the lexical index's copy), the text's
+        length estimated from up to :data:`_TEXT_SAMPLE` memories.
         """
         columns = (
             self.alive,
@@ -184,10 +213,15 @@ class AgentView:
             self.importance,
             self.access,
             self.last_access,
+            self.records.created,
+            self.records.updated,
+            self.records.expires,
+            self.records.importance,
         )
         arrays = sum(c.data.nbytes for c in columns) + 8 * len(self.ids)
-        n = len(self.records)
-        sample = [len(m.text) for m in itertools.islice(self.records.values(), _TEXT_SAMPLE)]
+        n = len(self)
+        texts = (t for t in self.records.text if t is not None)
+        sample = [len(t) for t in itertools.islice(texts, _TEXT_SAMPLE)]
         text = 2 * n * (sum(sample) / len(sample)) if sample else 0.0
         return int(self.index.nbytes() + arrays + n * MEMORY_OVERHEAD_BYTES + text)
 
@@ -212,18 +246,26 @@ class AgentView:
         start = len(self.ids)
         labels = np.arange(start, start + len(memories), dtype=np.int64)
         for m, label in zip(memories, labels, strict=True):
-            self.records[m.id] = m
             self.label_of[m.id] = int(label)
             self.ids.append(m.id)
+        self.records.append(memories)
         self.alive.extend(np.ones(len(memories), dtype=bool))
         self.kind.extend(np.array([_KIND_CODE[m.kind] for m in memories], dtype=np.int8))
         self.archived.extend(np.array([m.status is MemoryStatus.ARCHIVED for m in memories]))
         codes = np.array([self._session_code(m.session) for m in memories], dtype=np.int32)
         self.session.extend(codes)
-        self.created.extend(np.array([m.created_at.timestamp() for m in memories]))
-        self.expires.extend(np.array([to_ts(m.expires_at) for m in memories]))
+        created = np.array([m.created_at.timestamp() for m in memories])
+        self.created.extend(created)
+        expires = np.array([to_ts(m.expires_at) for m in memories])
+        self.expires.extend(expires)
+        if self._newest is not None:
+            self._newest = max(self._newest, float(created.max()))
+        if self._next_expiry is not None:
+            self._next_expiry = min(self._next_expiry, float(expires.min()))
+        self._archived += sum(m.status is MemoryStatus.ARCHIVED for m in memories)
         self.importance.extend(np.array([m.importance for m in memories], dtype=np.float32))
         self._max_importance = max(self._max_importance, max(m.importance for m in memories))
+        self._max_access = max(self._max_access, max(m.access_count for m in memories))
         self.access.extend(np.array([m.access_count for m in memories], dtype=np.int64))
         self.last_access.extend(
             np.array([to_micros(m.last_accessed_at) for m in memories], dtype=np.int64)
@@ -252,14 +294,17 @@ class AgentView:
         labels = []
         removed = []
         for mid in ids:
-            label = self.label_of.pop(mid, None)
+            label = self.label_of.get(mid)
             if label is None:
                 continue
-            removed.append(self.records.pop(mid))
+            removed.append(self.records.memory(label))
+            del self.label_of[mid]
+            self.records.drop(label)
             self.ids[label] = None
             self.alive.data[label] = False
             labels.append(label)
         if labels:
+            self._forget_aggregates(np.asarray(labels, dtype=np.int64))
             self.index.remove(np.asarray(labels, dtype=np.int64))
             self.lexicon.remove(removed, labels)
             self.generation += 1
@@ -267,17 +312,33 @@ class AgentView:
                 self._follow(prune_hierarchy(self._hierarchy, removed, self.refined), labels)
 
     def set_record(self, memory: Memory) -> None:
-        """Replace a record whose vector did not change."""
-        if memory.parent_id != self.records[memory.id].parent_id:
-            self._changed()
+        """Replace a record whose vector (text, session, creation time) did not change."""
         label = self.label_of[memory.id]
-        self.records[memory.id] = memory
-        self.archived.data[label] = memory.status is MemoryStatus.ARCHIVED
+        if memory.parent_id != self.records.parent_id(label):
+            self._changed()
+        self.records.replace(label, memory)
+        archived = memory.status is MemoryStatus.ARCHIVED
+        self._archived += int(archived) - int(self.archived.data[label])
+        self.archived.data[label] = archived
         self.importance.data[label] = memory.importance
         self._max_importance = max(self._max_importance, memory.importance)
-        self.expires.data[label] = to_ts(memory.expires_at)
+        self._max_access = max(self._max_access, memory.access_count)
+        expires = to_ts(memory.expires_at)
+        if expires != self.expires.data[label]:
+            self._next_expiry = None
+        self.expires.data[label] = expires
         self.access.data[label] = memory.access_count
         self.last_access.data[label] = to_micros(memory.last_accessed_at)
+
+    def _forget_aggregates(self, labels: IntArray) -> None:
+        """Keep the aggregates right after ``labels`` died (their columns still hold them)."""
+        self._archived -= int(self.archived.data[labels].sum())
+        if self._newest is not None and float(self.created.data[labels].max()) >= self._newest:
+            self._newest = None
+        if self._next_expiry is not None and float(self.expires.data[labels].min()) <= (
+            self._next_expiry
+        ):
+            self._next_expiry = None
 
     def vectors(self, labels: IntArray) -> FloatMatrix:
         """Unit vectors of live labels, read back from the index."""
@@ -350,17 +411,19 @@ class AgentView:
 
     def current(self, memory_id: str) -> Memory:
         """The record with its access fields as recall has updated them."""
-        record = self.records[memory_id]
-        label = self.label_of[memory_id]
-        count = int(self.access.data[label])
-        if count == record.access_count:
-            return record
-        return record.model_copy(
-            update={
-                "access_count": count,
-                "last_accessed_at": from_micros(int(self.last_access.data[label])),
-            }
-        )
+        return self.records[memory_id]
+
+    def memory(self, label: int) -> Memory:
+        """The record at a live label (what :meth:`current` gives by id)."""
+        return self.records.memory(label)
+
+    def labels_of_kind(self, kind: MemoryKind) -> IntArray:
+        """The live labels of one kind (a column scan, no records built)."""
+        return np.flatnonzero(self.alive.view & (self.kind.view == _KIND_CODE[kind]))
+
+    def created_micros(self, label: int) -> int:
+        """A label's exact creation time in microseconds (for sorting without records)."""
+        return int(self.records.created.data[label])
 
     def mask(
         self,
@@ -389,17 +452,47 @@ class AgentView:
         if until is not None:
             mask &= self.created.view < until
         if where is not None:
-            for label in np.flatnonzero(mask):
-                mid = self.ids[label]
-                if mid is None or not where(self.records[mid].metadata):
+            for label in np.flatnonzero(mask).tolist():
+                if self.ids[label] is None or not where(self.records.metadata(label)):
                     mask[label] = False
         return mask
+
+    def count_access(self, labels: Sequence[int], stamp: int) -> None:
+        """One more access of each label's memory, at ``stamp`` (microseconds)."""
+        for label in labels:
+            self.access.data[label] += 1
+            self.last_access.data[label] = stamp
+            self._max_access = max(self._max_access, int(self.access.data[label]))
+
+    def max_access(self) -> int:
+        """An upper bound on the access count of any live memory (kept on write and access)."""
+        return self._max_access
 
     def max_importance(self) -> float:
         """An upper bound on the importance of any live memory (kept on write)."""
         return self._max_importance
 
     def newest_time(self) -> float:
-        """The newest creation time among live memories (the default recency reference)."""
-        alive = self.alive.view
-        return float(self.created.view[alive].max()) if alive.any() else 0.0
+        """The newest creation time among live memories (the default recency reference).
+
+        Kept on write; recomputed only after the newest memory left.
+        """
+        if self._newest is None:
+            alive = self.alive.view
+            self._newest = float(self.created.view[alive].max()) if alive.any() else 0.0
+        return self._newest
+
+    def next_expiry(self) -> float:
+        """The soonest expiry time among live memories (inf when none expires)."""
+        if self._next_expiry is None:
+            alive = self.alive.view
+            self._next_expiry = float(self.expires.view[alive].min()) if alive.any() else _NO_EXPIRY
+        return self._next_expiry
+
+    def all_pass(self, *, now: float, include_archived: bool) -> bool:
+        """Whether every live memory passes :meth:`mask` with no filter: no mask needed.
+
+        True when none has expired by ``now`` and none is archived (or archived
+        memories are included); answered from aggregates kept on write.
+        """
+        return self.next_expiry() > now and (include_archived or self._archived == 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,6 +103,7 @@ class _HasRoot(Protocol):
     root: StoreLocation
     read_only: bool
     fence: Callable[[], None] | None
+    write_lock: threading.RLock
 
     def refresh(self) -> None: ...
 
@@ -116,9 +118,11 @@ def guarded(
     """Run a store method inside :func:`store_errors` for its ``root``.
 
     With ``write``, the method is refused on a read-only store: a reader never
-    writes, compacts or purges anything; and the store's ``fence`` (the writer
-    lease's check on object storage) runs first. A reader's failed read is tried once
-    more at the newest version before it is reported as damage.
+    writes, compacts or purges anything; it holds the store's ``write_lock``, so
+    writes from several threads (the engine's, the access-count flusher's) commit
+    one at a time, and the store's ``fence`` (the writer lease's check on object
+    storage) runs first. A reader's failed read is tried once more at the newest
+    version before it is reported as damage.
     """
 
     def wrap(fn: Callable[Concatenate[S, ...], R]) -> Callable[Concatenate[S, ...], R]:
@@ -129,8 +133,12 @@ def guarded(
                     f"store {self.root} is open read-only; cannot {operation}: open it "
                     "without read_only=True to write"
                 )
-            if write and self.fence is not None:
-                self.fence()
+            if write:
+                with self.write_lock:
+                    if self.fence is not None:
+                        self.fence()
+                    with store_errors(self.root, operation):
+                        return fn(self, *args, **kwargs)
             try:
                 with store_errors(self.root, operation):
                     return fn(self, *args, **kwargs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -158,6 +159,9 @@ class MemoryTable:
         self.compact_every = compact_every
         self.retention = retention
         self._commits = 0
+        self.write_lock = threading.RLock()
+        """Held by every write (see :func:`~engramdb.store.guard.guarded`); hold it
+        around a read-then-write that must not interleave with another thread's write."""
         if read_only and create:
             raise ReadOnlyError(f"cannot create a table in store {self.root} opened read-only")
         if not create and not table_exists(self.root):

@@ -101,3 +101,72 @@ def test_jobs_run_in_worker_processes(latency: ModuleType, tmp_path: Path) -> No
     assert "error" not in row, row["error"]
     assert row["recall_at_10"] >= 0.99 and row["vector"]["n"] >= 12
     assert row["wall_s"] > row["cold_first_query_s"] > 0 and ds["ingest_worker_s"] > 0
+
+
+def test_tuned_hnsw_takes_the_cheapest_ef_search_that_reaches_the_recall(
+    bench: Callable[[str], ModuleType],
+) -> None:
+    import faiss
+    import numpy as np
+
+    common, systems = bench("common"), bench("systems")
+    base = common.gaussian_clusters(3000, dim=64, clusters=20, seed=1)
+    queries = common.gaussian_clusters(60, dim=64, clusters=20, seed=1, stream=1)
+    truth = common.exact_topk(base, queries, 10)
+    index = faiss.IndexHNSWFlat(64, 8, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 40
+    index.add(base)
+    ef, reached = systems.tune_ef_search(index, queries, truth, target=0.95)
+    assert reached >= 0.95
+    assert ef in systems.EF_LADDER
+    cheaper = systems.EF_LADDER[: systems.EF_LADDER.index(ef)]
+    for smaller in cheaper:  # every cheaper setting falls short
+        index.hnsw.efSearch = smaller
+        _, found = index.search(queries, 10)
+        assert common.recall_at_k(found, truth, 10) < 0.95
+    assert np.allclose(np.linalg.norm(base, axis=1), 1.0, atol=1e-5)
+
+
+def test_targets_table_says_which_targets_are_met(latency: ModuleType) -> None:
+    def row(p50: float, p99: float, **extra: object) -> dict:
+        return {"vector": {"p50": p50, "p99": p99}, **extra}
+
+    results = {
+        "synthetic-100000": {
+            "n": 100_000,
+            "systems": {
+                "engramdb-auto": row(
+                    1.2,
+                    2.0,
+                    recall_at_10=0.97,
+                    text={"p50": 10.5},
+                    bytes_per_memory=3_400.0,
+                    text_modes={
+                        "hybrid_search_only": {"p50": 3.0},
+                        "dense_search_only": {"p50": 1.0},
+                        "hybrid": {"p50": 12.0},
+                        "dense": {"p50": 10.0},
+                    },
+                ),
+                "faiss-hnsw-tuned": row(
+                    1.0,
+                    1.5,
+                    recall_at_10=0.95,
+                    text={"p50": 10.0},
+                    bytes_per_memory=1_900.0,
+                    info={"ef_search": 64},
+                ),
+                "chroma": row(5.0, 9.0),
+            },
+        }
+    }
+    met = {r[0]: r[-1] for r in latency.target_rows(results)}
+    assert met["vector p50 ms / FAISS HNSW tuned"] == "met"  # 1.2
+    assert met["vector p99 / p50 ms"] == "met"  # 1.67
+    assert met["hybrid / dense p50 ms (search only)"] == "not met"  # 3.0
+    assert met["hybrid / dense p50 ms (with embedding)"] == "met"
+    assert met["vector p50 ms / Chroma"] == "met"  # 0.24
+    assert met["text p50 ms / model + FAISS"] == "met"  # 1.05
+    assert met["resident KB per memory / raw FAISS"] == "met"
+    assert met["recall@10: engramdb / FAISS tuned (efSearch 64)"] == "met"
+    assert "| not met |" in latency.targets_table(results)

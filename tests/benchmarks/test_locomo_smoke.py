@@ -123,5 +123,5 @@ def test_locomo_folds_smoke(
     assert folds["held_out_min"] == folds["held_out_max"]
     assert folds["fit_all"]["figures"]["turn R@10"] == folds["held_out_mean"]["turn R@10"]
     rows = {r["row"]: r for r in folds["ablation"]}
-    assert len(rows) == 6 and all(0.0 <= r["session R@10"] <= 1.0 for r in rows.values())
+    assert len(rows) == 7 and all(0.0 <= r["session R@10"] <= 1.0 for r in rows.values())
     assert "Ablation through the engine" in (out_dir / "locomo-latest.md").read_text()
