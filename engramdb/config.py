@@ -157,6 +157,9 @@ class Settings(CheckedSettings):
     """Where the index cache lives (default: ``<store>/index-cache``)."""
     compact_every: int = Field(DEFAULT_COMPACT_EVERY, gt=0)
     access_flush_every: int = Field(DEFAULT_ACCESS_FLUSH_EVERY, gt=0)
+    access_flush_interval: float = Field(1.0, ge=0.0)
+    """Seconds at least between two background writes of access counts: a busy engine
+    writes them about once a second, so few recalls share the machine with a write."""
     version_retention: timedelta = Field(
         timedelta(seconds=DEFAULT_VERSION_RETENTION_SECONDS), ge=timedelta(0)
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import pyarrow as pa
@@ -49,6 +50,9 @@ class AccessLog:
             flush_every``). When it is full, a memory not already in it is not
             added (its count stays right in memory and is written if it is
             accessed again after a write): recall never waits for the store.
+        min_interval: Seconds at least between two background writes (``flush()``
+            and ``close()`` write at once): under steady recall the counts go out
+            about once per interval, however fast the buffer fills.
         read_only: A reader never writes: nothing is buffered, no thread starts.
     """
 
@@ -59,6 +63,7 @@ class AccessLog:
         *,
         flush_every: int,
         capacity: int | None = None,
+        min_interval: float = 0.0,
         read_only: bool = False,
     ) -> None:
         self.store = store
@@ -66,6 +71,7 @@ class AccessLog:
         self.flush_every = flush_every
         self.capacity = max(capacity or BUFFER_FACTOR * flush_every, flush_every)
         self.read_only = read_only
+        self.min_interval = min_interval
         self.dropped = 0
         """Accesses not buffered because the buffer was full."""
         self.error: EngramError | None = None
@@ -76,6 +82,7 @@ class AccessLog:
         """Memory id -> agent, for every memory accessed since the last write."""
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._stop = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -119,6 +126,7 @@ class AccessLog:
         thread = self._thread
         if thread is not None:
             self._stopping = True
+            self._stop.set()
             self._wake.set()
             thread.join()
             self._thread = None
@@ -128,16 +136,23 @@ class AccessLog:
 
     def _wake_writer(self) -> None:
         if self._thread is None and not self._stopping:
-            self._thread = threading.Thread(target=self._run, name="engramdb-access", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name=f"engramdb-access-{id(self):x}", daemon=True
+            )
             self._thread.start()
         self._wake.set()
 
     def _run(self) -> None:
+        last = -float("inf")
         while True:
             self._wake.wait()
             self._wake.clear()
             if self._stopping:
                 return
+            rest = last + self.min_interval - time.monotonic()
+            if rest > 0 and self._stop.wait(rest):
+                return  # close() writes what is buffered
+            last = time.monotonic()
             try:
                 self._write(hook=self.before_write)
             except EngramError as exc:  # kept buffered; the next write tries again

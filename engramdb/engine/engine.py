@@ -136,7 +136,11 @@ class MemoryEngine:
             embedder=embedder.name,
         )
         self._access = AccessLog(
-            store, self._views, flush_every=settings.access_flush_every, read_only=read_only
+            store,
+            self._views,
+            flush_every=settings.access_flush_every,
+            min_interval=settings.access_flush_interval,
+            read_only=read_only,
         )
         if not read_only:
             # A view dropped for the memory budget takes its unwritten access counts along.

@@ -121,3 +121,27 @@ def test_a_reader_never_starts_a_writer(store_path: Path) -> None:
             assert reader.recall("garden", agent="a", k=3)
         assert not _writer_threads()
         assert len(reader._access) == 0
+
+
+def test_background_writes_wait_out_the_interval_and_close_does_not(store_path: Path) -> None:
+    settings = Settings(access_flush_every=2, access_flush_interval=3600.0)
+    engine = MemoryEngine.open(store_path, embedder="hashing", settings=settings)
+    wrote = threading.Event()
+    engine._access.before_write = wrote.set
+    engine.add_many(TEXTS, agent="a")
+    first = engine.recall("garden", agent="a", k=3)  # the first write goes at once
+    assert wrote.wait(HANG), "the background writer never wrote"
+    for _ in range(200):  # bounded: until the first write has landed
+        if sum(_stored_counts(engine).values()) == 3:
+            break
+        threading.Event().wait(0.05)
+    wrote.clear()
+    second = engine.recall("note 5 tomatoes", agent="a", k=4)  # wakes the writer again
+    assert not wrote.wait(1.0)  # it waits out the hour instead of writing now
+    assert sum(_stored_counts(engine).values()) == 3
+    closer = threading.Thread(target=engine.close)
+    closer.start()
+    closer.join(HANG)
+    assert not closer.is_alive(), "close() waited for the interval"
+    with MemoryEngine.open(store_path, embedder="hashing") as again:
+        assert sum(_stored_counts(again).values()) == len(first) + len(second)
