@@ -175,9 +175,9 @@ class AgentView:
         view.trim()
         return view
 
-    def trim(self) -> None:
-        """Drop the spare capacity of every column (after a bulk build)."""
-        for column in (
+    def _columns(self) -> tuple[Column, ...]:
+        """The per-label columns recall reads."""
+        return (
             self.alive,
             self.kind,
             self.archived,
@@ -187,7 +187,11 @@ class AgentView:
             self.importance,
             self.access,
             self.last_access,
-        ):
+        )
+
+    def trim(self) -> None:
+        """Drop the spare capacity of every column (after a bulk build)."""
+        for column in self._columns():
             column.trim()
         self.records.trim()
         self.lexicon.trim()
@@ -204,15 +208,7 @@ class AgentView:
         length estimated from up to :data:`_TEXT_SAMPLE` memories.
         """
         columns = (
-            self.alive,
-            self.kind,
-            self.archived,
-            self.session,
-            self.created,
-            self.expires,
-            self.importance,
-            self.access,
-            self.last_access,
+            *self._columns(),
             self.records.created,
             self.records.updated,
             self.records.expires,
