@@ -222,3 +222,21 @@ def test_eviction_keeps_learned_depths(tmp_path: Path) -> None:
         after = {h.memory.id: h.depth for h in engine.recall("mammals", agent="a", k=10)}
     assert after == before
     assert learned[root.id] == pytest.approx(before[root.id])
+
+
+def test_the_index_cache_lives_in_a_local_store_or_under_the_data_directory(
+    tmp_path: Path,
+) -> None:
+    from engramdb.config import default_store_path
+    from engramdb.engine.views import cache_dir
+    from engramdb.store.location import StoreLocation
+
+    settings = Settings()
+    local = StoreLocation.of(tmp_path / "store")
+    assert cache_dir(settings, local) == tmp_path / "store" / CACHE_DIR
+    a = cache_dir(settings, StoreLocation.of("s3://bucket/a", {"aws_region": "us-east-1"}))
+    b = cache_dir(settings, StoreLocation.of("s3://bucket/b", {"aws_region": "us-east-1"}))
+    home = default_store_path(settings).parent / CACHE_DIR
+    assert a.parent == home and b.parent == home and a != b  # one folder per store URI
+    chosen = Settings(index_cache_dir=tmp_path / "mine")
+    assert cache_dir(chosen, local) == tmp_path / "mine"
