@@ -5,6 +5,7 @@ Every default is a named constant so code and docs refer to the same number.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -210,3 +211,10 @@ def default_store_path(settings: Settings | None = None) -> Path:
     settings = settings or Settings()
     base = settings.home or Path(platformdirs.user_data_dir("engramdb", appauthor=False))
     return base / "default"
+
+
+def machine_dir(kind: str, key: str, settings: Settings | None = None) -> Path:
+    """This machine's folder of ``kind`` for a store it cannot write beside (one on object
+    storage), named by a hash of ``key`` (the store's URI): ``<data dir>/<kind>/<hash>``."""
+    name = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return default_store_path(settings).parent / kind / name

@@ -86,10 +86,9 @@ class Journal:
 
 def _remote_journal_dir(uri: str) -> Path:
     """Where this machine keeps the journal of a run over a store on object storage."""
-    from engramdb.config import default_store_path
+    from engramdb.config import machine_dir
 
-    name = hashlib.sha256(uri.encode()).hexdigest()[:16]
-    folder = default_store_path().parent / "journals" / name
+    folder = machine_dir("journals", uri)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -83,7 +83,6 @@ class AccessLog:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._stopping = False
         self._thread: threading.Thread | None = None
 
     def __len__(self) -> int:
@@ -125,7 +124,6 @@ class AccessLog:
         """Stop the background writer (after the write it is in), then flush the rest."""
         thread = self._thread
         if thread is not None:
-            self._stopping = True
             self._stop.set()
             self._wake.set()
             thread.join()
@@ -135,7 +133,7 @@ class AccessLog:
     # -- the background writer ---------------------------------------------------------
 
     def _wake_writer(self) -> None:
-        if self._thread is None and not self._stopping:
+        if self._thread is None and not self._stop.is_set():
             self._thread = threading.Thread(
                 target=self._run, name=f"engramdb-access-{id(self):x}", daemon=True
             )
@@ -147,7 +145,7 @@ class AccessLog:
         while True:
             self._wake.wait()
             self._wake.clear()
-            if self._stopping:
+            if self._stop.is_set():
                 return
             rest = last + self.min_interval - time.monotonic()
             if rest > 0 and self._stop.wait(rest):

@@ -505,8 +505,7 @@ class Recall:
 
 def _soft_max(values: np.ndarray, temperature: float) -> float:
     """``t * log(sum(exp(v / t)))``: the largest value plus a little for each close one."""
-    top = float(values.max())
-    return top + temperature * float(np.log(np.exp((values - top) / temperature).sum()))
+    return temperature * float(np.logaddexp.reduce(values / temperature))
 
 
 def _with_group(hit: Hit, group: str | None, score: float) -> Hit:

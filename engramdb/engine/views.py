@@ -12,7 +12,6 @@ caught up with what changed since it was written.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import time
 from collections import Counter, OrderedDict
@@ -25,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engramdb.config import Settings, default_store_path
+from engramdb.config import Settings, machine_dir
 from engramdb.errors import NotFoundError
 from engramdb.index.cache import CachedGraph, CacheStamp, IndexCache
 from engramdb.index.columns import release_free_memory
@@ -539,8 +538,7 @@ def cache_dir(settings: Settings, where: StoreLocation) -> Path:
         return Path(settings.index_cache_dir)
     if where.is_local:
         return where.path / CACHE_DIR
-    name = hashlib.sha256(where.uri.encode()).hexdigest()[:16]
-    return default_store_path(settings).parent / CACHE_DIR / name
+    return machine_dir(CACHE_DIR, where.uri, settings)
 
 
 def _same_content(old: Memory, new: Memory) -> bool:
