@@ -9,6 +9,7 @@ the best memory of each of the best sessions.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,16 +66,21 @@ class RecallQuery:
     group_by: str | None = None
 
 
+_NONE = np.zeros(0)
+_NONE.flags.writeable = False
+"""The empty array a candidate set's unused evidence holds (shared: never written)."""
+
+
 @dataclass
 class _Candidates:
     """Candidate labels with their evidence; ``relevance`` is what the score builds on."""
 
     labels: np.ndarray
     sims: np.ndarray
-    lexical: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    relevance: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    lexical: np.ndarray = field(default_factory=lambda: _NONE)
+    relevance: np.ndarray = field(default_factory=lambda: _NONE)
     prior: dict[int, float] = field(default_factory=dict)
-    fused: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    fused: np.ndarray = field(default_factory=lambda: _NONE)
 
 
 class Recall:
@@ -206,6 +212,8 @@ class Recall:
             mask = allowed if allowed is not None else view.alive.view
             return self._lance_search(view, qvec, depth, mask)
         scores, found = view.index.search(qvec[None, :], depth, allowed)
+        if found[0, -1] >= 0:  # every slot filled (slots fill best first)
+            return scores[0], found[0]
         keep = found[0] >= 0
         return scores[0][keep], found[0][keep]
 
@@ -310,43 +318,49 @@ class Recall:
 
     # -- ranking -----------------------------------------------------------------------------
 
-    def _parts(
-        self,
-        view: AgentView,
-        labels: np.ndarray,
-        ref: float,
-        *,
-        created: float | None = None,
-        count: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Recency, importance and access parts of the score, before weighting.
-
-        With ``created`` and ``count``: the recency and access parts of a memory
-        created then and accessed that often (one value each; importance empty).
-        """
-        w = self.settings.weights
-        times = view.created.data[labels] if created is None else np.array([created])
-        counts = view.access.data[labels] if count is None else np.array([count], np.int64)
-        age = np.maximum(ref - times, 0.0)
-        recency = np.power(0.5, age / (w.half_life_days * 86400.0))
-        importance = view.importance.data[labels].astype(np.float64)
-        access = 1.0 - np.exp(-counts / w.access_scale)
-        return recency, importance, access
-
     def _scores(
         self, view: AgentView, cands: _Candidates, ref: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Each candidate's blended score, and its (recency, importance, access) parts."""
+        """Each candidate's blended score, and its (recency, importance, access) parts.
+
+        The parts are the score's terms before weighting: recency halves every
+        ``half_life_days`` of age before ``ref``, importance as stored, access
+        ``1 - exp(-count / access_scale)``. Written into one array in place: this
+        runs on every recall.
+        """
         w = self.settings.weights
-        parts = np.stack(self._parts(view, cands.labels, ref))
+        labels = cands.labels
+        parts = np.empty((3, len(labels)))
         recency, importance, access = parts
+        np.subtract(ref, view.created.data[labels], out=recency)
+        np.maximum(recency, 0.0, out=recency)
+        np.divide(recency, w.half_life_days * 86400.0, out=recency)
+        np.power(0.5, recency, out=recency)
+        importance[:] = view.importance.data[labels]
         score: np.ndarray = (
-            w.similarity * cands.relevance
-            + w.recency * recency
-            + w.importance * importance
-            + w.access * access
+            w.similarity * cands.relevance + w.recency * recency + w.importance * importance
         )
+        if view.max_access():
+            np.divide(-view.access.data[labels], w.access_scale, out=access)
+            np.exp(access, out=access)
+            np.subtract(1.0, access, out=access)
+            score += w.access * access
+        else:  # no memory was ever accessed: every access part is 0
+            access.fill(0.0)
         return score, parts
+
+    def _headroom(self, view: AgentView, ref: float) -> float:
+        """The most the non-similarity parts can add to any memory's score.
+
+        No memory is more recent than the newest, more important than the most
+        important or more used than the most used (aggregates kept on write).
+        """
+        w = self.settings.weights
+        age = max(ref - view.newest_time(), 0.0)
+        recency = 0.5 ** (age / (w.half_life_days * 86400.0))
+        access = 1.0 - math.exp(-view.max_access() / w.access_scale)
+        top: float = w.recency * recency + w.importance * view.max_importance() + w.access * access
+        return top
 
     def _exact_dense(
         self,
@@ -370,14 +384,7 @@ class Recall:
         agent whenever similarities were close.
         """
         w = self.settings.weights
-        recency, _, access = self._parts(
-            view, np.zeros(0, np.int64), ref, created=view.newest_time(), count=view.max_access()
-        )
-        headroom = (
-            w.recency * float(recency[0])
-            + w.importance * view.max_importance()
-            + w.access * float(access[0])
-        )
+        headroom = self._headroom(view, ref)
         depth = min(n_ok, max(4 * k, k + 32))
         while True:
             sims, labels = self._dense_search(view, qvec, depth, allowed)
@@ -406,6 +413,11 @@ class Recall:
             # (all of the k-th's ties too, so the id tie-break is the same).
             kth = np.partition(score, len(score) - k)[len(score) - k]
             picked = np.flatnonzero(score >= kth)
+        ranked = picked[np.argsort(-score[picked], kind="stable")]
+        values = score[ranked]
+        if not len(values) or bool((values[1:] < values[:-1]).all()):
+            top: list[int] = ranked[:k].tolist()  # no two scores tie: ids cannot reorder them
+            return top
         ids = [view.ids[x] or "" for x in labels[picked].tolist()]
         order = sorted(range(len(ids)), key=lambda j: (-float(score[picked[j]]), ids[j]))
         return [int(picked[j]) for j in order[:k]]
@@ -419,38 +431,33 @@ class Recall:
         parts: np.ndarray,
     ) -> tuple[list[Hit], list[int]]:
         """Hits for the candidates at positions ``picked`` (records built in one batch)."""
+        at = np.asarray(picked, dtype=np.intp)
+        labels: list[int] = cands.labels[at].tolist()
         # Indexes return live labels only; the check keeps a dead one out all the same.
-        keep = [i for i in picked if view.ids[int(cands.labels[i])] is not None]
-        labels = [int(cands.labels[i]) for i in keep]
+        live = [j for j, label in enumerate(labels) if view.ids[label] is not None]
+        if len(live) < len(labels):
+            at, labels = at[live], [labels[j] for j in live]
+        n = len(labels)
         memories = view.records.memories(labels)
+        recency, importance, access = parts[:, at].tolist()
+        lexical = cands.lexical[at].tolist() if len(cands.lexical) else [0.0] * n
+        depths = view.depths()[labels].tolist() if self.space == "poincare" else [None] * n
         hits = [
-            self._hit(view, cands, i, float(score[i]), parts, m)
-            for i, m in zip(keep, memories, strict=True)
+            Hit(m, sc, sim, rec, imp, acc, dep, lex, rel)
+            for m, sc, sim, rec, imp, acc, dep, lex, rel in zip(
+                memories,
+                score[at].tolist(),
+                cands.sims[at].tolist(),
+                recency,
+                importance,
+                access,
+                depths,
+                lexical,
+                cands.relevance[at].tolist(),
+                strict=True,
+            )
         ]
         return hits, labels
-
-    def _hit(
-        self,
-        view: AgentView,
-        cands: _Candidates,
-        i: int,
-        score: float,
-        parts: np.ndarray,
-        memory: Memory,
-    ) -> Hit:
-        label = int(cands.labels[i])
-        recency, importance, access = parts[:, i]
-        return Hit(
-            memory=memory,
-            score=score,
-            similarity=float(cands.sims[i]),
-            recency=float(recency),
-            importance=float(importance),
-            access=float(access),
-            depth=float(view.depths()[label]) if self.space == "poincare" else None,
-            lexical=float(cands.lexical[i]) if len(cands.lexical) else 0.0,
-            relevance=float(cands.relevance[i]),
-        )
 
     def _rank(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -66,10 +67,11 @@ class Vectorizer:
                 f"vector of dim {arr.size} does not match the store's {self.dim} "
                 f"(embedder {self.embedder.name}); pass a vector of that size"
             )
-        if not np.isfinite(arr).all() or not np.any(arr):
+        top = float(np.abs(arr).max())  # NaN if any is NaN, inf if any is infinite
+        if not math.isfinite(top) or top == 0.0:
             raise ValidationError("vector has NaN, infinite or all-zero values; pass a real one")
-        arr = arr / np.abs(arr).max()
-        unit: FloatMatrix = (arr / np.linalg.norm(arr)).astype(np.float32)
+        arr = arr / top
+        unit: FloatMatrix = (arr / math.sqrt(arr @ arr)).astype(np.float32)
         return unit
 
     def query(self, query: object) -> FloatMatrix:

@@ -59,6 +59,8 @@ _TOMBSTONE_REBUILD = 0.25
 """Rebuild an HNSW graph once this fraction of its nodes are removed."""
 _SELECTIVE = 0.02
 """When fewer than this fraction of labels pass a filter, search them exhaustively."""
+_BEAMS_KEPT = 32
+"""Beam widths whose search parameters an HNSW index keeps made (one per pool depth)."""
 _HASH_ENTRY_BYTES = 32
 """About what one entry of a C++ hash map from int64 to int64 takes."""
 _INT_BYTES = 100
@@ -383,6 +385,8 @@ class HNSWIndex:
         self._alive = np.zeros(0, dtype=bool)
         self._pos: dict[int, int] = {}
         self._tuned_size = 0
+        self._params: dict[int, faiss.SearchParametersHNSW] = {}
+        """Selector-free search parameters by beam width (see :meth:`_beam`)."""
 
     @classmethod
     def restore(
@@ -566,9 +570,34 @@ class HNSWIndex:
         self, query: FloatMatrix, k: int, allowed: BoolArray | None = None
     ) -> tuple[FloatMatrix, IntArray]:
         ntotal = int(self.index.ntotal)
+        if allowed is None and ntotal == len(self._pos) and ntotal >= k and not self.exhaustive:
+            # The common case, kept lean: nothing to exclude (no selector, whose
+            # checks slow the walk) and at least k nodes, so the beam fills every slot.
+            scores, pos = self.index.search(query, k, params=self._beam(k))
+            if pos[:, k - 1].min() >= 0:
+                return scores, self._labels[pos]
+            return self._search(query, k, None)  # the walk fell short: scan
+        return self._search(query, k, allowed)
+
+    def _beam(self, k: int) -> faiss.SearchParametersHNSW:
+        """Search parameters without a selector for ``k`` results, made once per beam."""
+        # The tuned breadth keeps recall@10; a deeper pool needs at least k in the beam.
+        ef = max(self.ef_search, k)
+        params = self._params.get(ef)
+        if params is None:
+            if len(self._params) >= _BEAMS_KEPT:
+                self._params.clear()
+            params = self._params[ef] = faiss.SearchParametersHNSW(efSearch=ef)
+        return params
+
+    def _search(
+        self, query: FloatMatrix, k: int, allowed: BoolArray | None
+    ) -> tuple[FloatMatrix, IntArray]:
+        """Search with a filter, tombstones, a sparse pool or a scan: the general path."""
+        ntotal = int(self.index.ntotal)
         sel: faiss.IDSelectorBitmap | None = None
-        if allowed is None and bool(self._alive.all()):
-            n_ok = ntotal  # nothing to exclude: no selector, whose checks slow the walk
+        if allowed is None and not self.tombstones:
+            n_ok = ntotal
         else:
             mask = self._alive.copy()
             if allowed is not None:
@@ -588,10 +617,9 @@ class HNSWIndex:
             # graph serves badly, costs more than a scan for the recall target): scan.
             scores, pos = self._storage().search(query, k, params=faiss.SearchParameters(sel=sel))
         else:
-            # The tuned breadth keeps recall@10; a deeper pool needs at least k in the beam.
             params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.ef_search, k))
             scores, pos = self.index.search(query, k, params=params)
-            short = (pos[:, :k_eff] < 0).any(axis=1)
+            short = pos[:, k_eff - 1] < 0  # results come best first, -1 after the last
             if short.any():
                 exact_s, exact_p = self._storage().search(
                     query[short], k, params=faiss.SearchParameters(sel=sel)
