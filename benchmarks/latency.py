@@ -43,7 +43,8 @@ memories have no session.
 
 ``--targets`` runs the recall-speed targets at 100k (``--sizes`` to change): engramdb
 with ``index="auto"`` beside raw FAISS HNSW at the cheapest efSearch that reaches
-recall@10 >= 0.95 against exact search on the same queries (``faiss-hnsw-tuned``), on
+the recall@10 engramdb reached (at least 0.95) against exact search on the same
+queries (``faiss-hnsw-tuned``; also timed, for reference, at recall 0.95), on
 two data sets: the clustered low-intrinsic-dimension vectors above and
 high-intrinsic-dimension ones (``--highid``: 200 Gaussian clusters, noise 0.35);
 Chroma on the first; recall by text against the bundled model's embedding plus
@@ -99,6 +100,7 @@ from common import (
 from systems import (
     APPROXIMATE,
     FLOOR,
+    TUNED_RECALL,
     VARIANTS,
     builder_of,
 )
@@ -385,7 +387,9 @@ def query_worker(spec: dict[str, Any], d: Path, base: np.ndarray, t_start: float
     # recall@10 measures the index on a clean state; access counts recorded by the
     # default path change later rankings (the score rewards use), measured apart.
     t0 = time.perf_counter()
-    tune = (queries, truth) if variant == "faiss-hnsw-tuned" else None
+    tune = None
+    if variant == "faiss-hnsw-tuned":  # on the timed queries, where engramdb's recall is
+        tune = (queries[warm:], truth[warm:], float(spec.get("tune_target") or TUNED_RECALL))
     system = systems.open_variant(variant, artefact, embed=embed, tune=tune)
     t_open = time.perf_counter() - t0
     quiet = system.quiet_search or system.search
@@ -429,6 +433,19 @@ def query_worker(spec: dict[str, Any], d: Path, base: np.ndarray, t_start: float
         )
         out["recall_at_10_default_path"] = recall_of(found, truth[warm:])
     out["vector"] = percentiles(samples)
+    info = system.info or {}
+    if system.retune is not None and info.get("ef_search_at_base", info.get("ef_search")) != (
+        info.get("ef_search")
+    ):
+        # The floor at the base recall target too (for reference beside the matched one).
+        system.retune(info["ef_search_at_base"])
+        found = {}
+        samples = timed(
+            recorded(system.search, found), items, repeats=spec["repeats"], max_seconds=cap
+        )
+        out["vector_at_base"] = percentiles(samples)
+        out["recall_at_10_at_base"] = recall_of(found, truth[warm:])
+        system.retune(info["ef_search"])
     if system.native_batch:
         t0 = time.perf_counter()
         system.search_batch(np.ascontiguousarray(timed_q))
@@ -531,8 +548,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     rows[v] = {"skipped": "fewer than 256 vectors: PQ cannot train"}
                     continue
                 print(f"[{ds['name']}] query {v}", file=sys.stderr, flush=True)
+                # The tuned floor reaches engramdb's own recall@10 (at least the base target).
+                mine = rows.get("engramdb-auto", {}).get("recall_at_10")
                 rows[v] = run_worker(
                     {
+                        "tune_target": max(TUNED_RECALL, mine) if mine else TUNED_RECALL,
                         "role": "query",
                         "name": v,
                         "dir": ds["dir"],
@@ -788,9 +808,16 @@ def target_rows(results: dict[str, Any]) -> list[list[Any]]:
             rows.append([what, at, mine, peer, ratio, goal, state])
 
         p50, floor = _get(e, "vector", "p50"), _get(f, "vector", "p50")
-        r = _ratio(p50, floor)
-        add("vector p50 ms / FAISS HNSW tuned", p50, floor, r, "<= 1.5", r and r <= 1.5)
         info = f.get("info") or {}
+        r = _ratio(p50, floor)
+        add(
+            f"vector p50 ms / FAISS HNSW at the same recall (efSearch {info.get('ef_search')})",
+            p50,
+            floor,
+            r,
+            "<= 1.5",
+            r and r <= 1.5,
+        )
         add(
             f"recall@10: engramdb / FAISS tuned (efSearch {info.get('ef_search')})",
             e.get("recall_at_10"),
@@ -799,6 +826,19 @@ def target_rows(results: dict[str, Any]) -> list[list[Any]]:
             ">= 0.95",
             e.get("recall_at_10", 0.0) >= 0.95,
         )
+        base = _get(f, "vector_at_base", "p50")
+        if base is not None:
+            r = _ratio(p50, base)
+            ef, got = info.get("ef_search_at_base"), f.get("recall_at_10_at_base")
+            add(
+                f"vector p50 ms / FAISS HNSW at recall {TUNED_RECALL} (efSearch {ef}, "
+                f"recall {got:.3f}): reference",
+                p50,
+                base,
+                r,
+                "-",
+                None,
+            )
         p99 = _get(e, "vector", "p99")
         r = _ratio(p99, p50)
         add("vector p99 / p50 ms", p99, p50, r, "<= 3", r and r <= 3.0)
