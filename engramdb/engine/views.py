@@ -105,6 +105,17 @@ class RegistryStats:
     evictions: int
 
 
+BUILD_BATCH = 8192
+"""Rows made into :class:`Memory` values at a time while a view is built (see
+:meth:`AgentView.build`)."""
+
+
+def _batches(rows: pa.Table) -> Iterator[list[Memory]]:
+    """The memories of ``rows``, :data:`BUILD_BATCH` at a time, in order."""
+    for start in range(0, rows.num_rows, BUILD_BATCH):
+        yield arrow_to_memories(rows.slice(start, BUILD_BATCH))
+
+
 class ViewRegistry:
     """One :class:`AgentView` per agent, kept in step with the store of record.
 
@@ -257,7 +268,7 @@ class ViewRegistry:
         rows = self.store.scan_agent(agent)
         view = AgentView.build(
             agent,
-            arrow_to_memories(rows),
+            _batches(rows.drop_columns(["vector"])),
             arrow_vectors(rows, self.dim),
             dim=self.dim,
             index_kind=self.index_kind,
@@ -281,10 +292,11 @@ class ViewRegistry:
         """
         version = self.store.version
         columns = [name for name in self.store.schema.names if name != "vector"]
-        memories = arrow_to_memories(self.store.scan_agent(agent, columns=columns))
-        if self.index_kind == "auto" and len(memories) < self.settings.exact_threshold:
+        rows = self.store.scan_agent(agent, columns=columns)
+        ids: list[str] = rows.column("id").to_pylist()
+        if self.index_kind == "auto" and len(ids) < self.settings.exact_threshold:
             return None  # shrunk below the threshold: the view is exact now
-        label_of = {m.id: i for i, m in enumerate(memories)}
+        label_of = {mid: i for i, mid in enumerate(ids)}
         node_labels = np.array(
             [-1 if mid is None else label_of.get(mid, -1) for mid in cached.ids], dtype=np.int64
         )
@@ -292,9 +304,9 @@ class ViewRegistry:
         if len(pos_of) != int((node_labels >= 0).sum()):
             log.warning("index cache of agent %r ignored: a memory has two nodes", agent)
             return None
-        if len(pos_of) < _CACHE_USEFUL * len(memories):
+        if len(pos_of) < _CACHE_USEFUL * len(ids):
             return None  # mostly new memories (an agent deleted and written again): rebuild
-        missing = [m.id for m in memories if label_of[m.id] not in pos_of]
+        missing = [mid for mid in ids if label_of[mid] not in pos_of]
         fresh = (
             cached.stamp.version == version
             and cached.stamp.version_time == self._version_time(version)
@@ -309,7 +321,7 @@ class ViewRegistry:
                 if cached.stamp.version <= version
                 else None
             )
-            changed = self._changed_vectors(agent, cached, memories, pos_of, label_of, changes)
+            changed = self._changed_vectors(agent, cached, ids, pos_of, label_of, changes)
             readd = missing + changed
             for mid in readd:
                 pos = pos_of.get(label_of[mid])
@@ -327,7 +339,7 @@ class ViewRegistry:
             index.add(np.array([label_of[mid] for mid in readd], dtype=np.int64), vectors)
         view = AgentView.build(
             agent,
-            memories,
+            _batches(rows),
             np.zeros((0, self.dim), np.float32),
             dim=self.dim,
             index_kind=self.index_kind,
@@ -349,7 +361,7 @@ class ViewRegistry:
         self,
         agent: str,
         cached: CachedGraph,
-        memories: Sequence[Memory],
+        ids: Sequence[str],
         pos_of: dict[int, int],
         label_of: dict[str, int],
         changes: Changes | None,
@@ -366,8 +378,8 @@ class ViewRegistry:
         elif changes is not None:
             written = set()
         else:
-            written = {m.id for m in memories}
-        suspects = [m.id for m in memories if m.id in written and label_of[m.id] in pos_of]
+            written = set(ids)
+        suspects = [mid for mid in ids if mid in written and label_of[mid] in pos_of]
         if not suspects:
             return []
         stored = self._vectors(agent, suspects, changes)

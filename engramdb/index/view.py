@@ -9,7 +9,7 @@ memory, except for metadata conditions, which run only when asked for.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -50,6 +50,19 @@ lexical postings, the index's label map. From a breakdown of a 100k-memory view
 (lexical postings about 0.56 KB, id strings and maps about 0.3 KB, the HNSW label
 map about 0.1 KB). The Poincaré ball index and the hierarchy, built on demand,
 are not counted."""
+
+
+_NO_VECTORS = np.zeros((0, 0), np.float32)
+
+
+class _Deferred(NoIndex):
+    """The index of a view being built: the real one is built once the records are in."""
+
+    def add(self, labels: IntArray, vectors: FloatMatrix) -> None:
+        pass
+
+    def remove(self, labels: IntArray) -> None:
+        pass
 
 
 def to_ts(value: datetime | None, default: float = _NO_EXPIRY) -> float:
@@ -135,7 +148,7 @@ class AgentView:
     def build(
         cls,
         agent: str,
-        memories: Sequence[Memory],
+        batches: Iterable[Sequence[Memory]],
         vectors: FloatMatrix,
         *,
         dim: int,
@@ -144,8 +157,13 @@ class AgentView:
         recall_target: float | None = None,
         index: VectorIndex | None = None,
     ) -> AgentView:
-        """A view of ``memories``, which take labels 0, 1, ... in the order given.
+        """A view of the memories of ``batches``, which take labels 0, 1, ... in order.
 
+        The records are taken a batch at a time, so a view built from the store's
+        rows never holds a :class:`Memory` value per memory at once (at 100k
+        memories those would be several times the view itself, and the heap they
+        leave behind stays with the process). ``vectors`` are every memory's, in
+        the same order: the index is built from them once, after the records.
         With ``index`` (one restored from a cache, already holding every memory's
         vector under that label) ``vectors`` is not read and may be empty.
         """
@@ -156,22 +174,24 @@ class AgentView:
             exact_threshold=exact_threshold,
             recall_target=recall_target,
         )
-        if index is not None:
-            view.index = NoIndex()  # takes the labels, ignores the vectors
-            view.add(memories, np.zeros((len(memories), 0), np.float32))
-            view.index = index
-            view.trim()
-            return view
-        vectors = normalize_rows(vectors) if len(memories) else np.zeros((0, dim), np.float32)
-        view.index = make_index(
-            index_kind,
-            dim,
-            len(memories),
-            exact_threshold=exact_threshold,
-            train=vectors,
-            recall_target=recall_target,
-        )
-        view.add(memories, vectors)
+        view.index = _Deferred()  # takes the labels, ignores the vectors
+        for batch in batches:
+            view.add(batch, _NO_VECTORS)
+        n = len(view.ids)
+        if index is None:
+            if len(vectors) != n or len(view) != n:
+                raise ValueError(f"{len(vectors)} vectors for {n} rows of {len(view)} memories")
+            vectors = normalize_rows(vectors) if n else np.zeros((0, dim), np.float32)
+            index = make_index(
+                index_kind,
+                dim,
+                n,
+                exact_threshold=exact_threshold,
+                train=vectors,
+                recall_target=recall_target,
+            )
+            index.add(np.arange(n, dtype=np.int64), vectors)
+        view.index = index
         view.trim()
         return view
 
