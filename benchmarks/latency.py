@@ -378,8 +378,10 @@ def query_worker(spec: dict[str, Any], d: Path, base: np.ndarray, t_start: float
 
     systems.import_modules(variant)
     if variant.startswith("engramdb-"):
-        # The model is per process, not per memory: loaded before the memory baseline.
+        # The model is per process, not per memory: loaded before the memory baseline,
+        # as the harness's id -> row map is.
         systems.bundled_embedder(threads=1).embed(["warm up"])
+        systems.row_numbers(artefact)
     import_s = time.perf_counter() - t_start
     gc.collect()
     rss0 = rss_bytes()

@@ -363,12 +363,19 @@ def open_variant(
     raise ValueError(f"unknown variant {variant!r}; use one of {', '.join(VARIANTS)}")
 
 
+@functools.cache
+def row_numbers(artefact: Path) -> dict[str, int]:
+    """engramdb's memory ids -> the base set's row numbers: the harness's own bookkeeping,
+    loaded before the memory baseline (it is not the engine's)."""
+    ids = json.loads((artefact / "ids.json").read_text())
+    return {mid: i for i, mid in enumerate(ids)}
+
+
 def _open_engramdb(kind: str, artefact: Path) -> Searcher:
     from engramdb import MemoryEngine
     from engramdb.config import Settings
 
-    ids = json.loads((artefact / "ids.json").read_text())
-    row_of = {mid: i for i, mid in enumerate(ids)}
+    row_of = row_numbers(artefact)
     embedder = PrimedEmbedder(bundled_embedder(threads=1))
     # No embedding cache: every recall by text embeds its query, whatever ran before it
     # on the same text (the hybrid and dense passes share their texts).

@@ -144,15 +144,21 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self.model
-        all_ids = self._token_ids(texts)
         pieces: list[str] = []
         owners: list[tuple[int, int]] = []  # (text index, window length)
         tokenizer: Any = model.tokenizer
-        for i, (text, ids) in enumerate(zip(texts, all_ids, strict=True)):
-            windows = self._windows(ids)
-            if len(windows) == 1:
+        # A token covers at least one character of ASCII text: such a text no longer
+        # than the window fits in it, and is not tokenized twice (a recall's query).
+        size = self.max_tokens
+        long = [i for i, text in enumerate(texts) if not (text.isascii() and len(text) <= size)]
+        long_ids = (
+            dict(zip(long, self._token_ids([texts[i] for i in long]), strict=True)) if long else {}
+        )
+        for i, text in enumerate(texts):
+            ids = long_ids.get(i)
+            if ids is None or len(windows := self._windows(ids)) == 1:
                 pieces.append(text)
-                owners.append((i, max(len(ids), 1)))
+                owners.append((i, 1))  # one window: its weight is normalised away
             else:
                 for start, stop in windows:
                     pieces.append(tokenizer.decode(ids[start:stop]))

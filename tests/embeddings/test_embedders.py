@@ -87,6 +87,23 @@ def test_long_text_is_chunked_not_cut(minilm: SentenceTransformerEmbedder) -> No
 
 
 @pytest.mark.model
+def test_a_batch_embeds_each_text_as_alone(minilm: SentenceTransformerEmbedder) -> None:
+    """Short ASCII texts skip the window count; long and non-ASCII ones do not: in a mixed
+    batch every text gets the vector the model gives it alone, and its window count."""
+    long_text = "The launch code is hidden under the blue vase in the hallway. " * 60
+    window = "x" * minilm.max_tokens  # as many characters as the window has tokens
+    texts = ["Yes, last week!", long_text, "Ça va très bien, merci", window, "한국어 문장입니다"]
+    together = minilm.embed(texts)
+    for text, vec in zip(texts, together, strict=True):
+        np.testing.assert_allclose(vec, minilm.embed([text])[0], atol=1e-5)
+        direct = minilm.model.encode([text], normalize_embeddings=True)[0]
+        if minilm.chunk_counts([text]) == [1]:  # one window: the model's own vector
+            np.testing.assert_allclose(vec, direct, atol=1e-5)
+    counts = minilm.chunk_counts(texts)
+    assert counts[1] > 1 and counts[:1] + counts[2:] == [1, 1, 1, 1]
+
+
+@pytest.mark.model
 def test_engine_on_the_bundled_model(tmp_path: Path, minilm: SentenceTransformerEmbedder) -> None:
     with MemoryEngine.open(tmp_path / "s", embedder=minilm) as eng:
         eng.add_many(
