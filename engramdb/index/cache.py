@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import faiss as _faiss
-import numpy as np
 
 from engramdb.index.vector import HNSWIndex, Tuning
 
@@ -108,17 +107,23 @@ class IndexCache:
             raise ValueError(f"{len(ids)} ids for {int(index.index.ntotal)} graph nodes")
         self.root.mkdir(parents=True, exist_ok=True)
         stem = stamp.agent.encode().hex()
-        data = faiss.serialize_index(index.index)
         name = f"{stem}.{secrets.token_hex(6)}.faiss"
         blob = self.root / name
-        blob.write_bytes(memoryview(data))
+        # Straight to the file: a serialized copy in memory would be as large as the
+        # graph, and the heap it leaves behind stays with the process.
+        try:
+            faiss.write_index(index.index, str(blob))
+        except RuntimeError as exc:  # FAISS reports I/O failures so
+            blob.unlink(missing_ok=True)
+            raise OSError(f"could not write the index cache file {blob}: {exc}") from exc
+        size, crc = _file_crc(blob)
         header = {
             "format": CACHE_FORMAT,
             "stamp": dataclasses.asdict(stamp),
             "faiss": str(faiss.__version__),
             "index_file": name,
-            "index_bytes": int(data.nbytes),
-            "index_crc32": zlib.crc32(memoryview(data)),
+            "index_bytes": size,
+            "index_crc32": crc,
             "ef_search": int(index.ef_search),
             "tuning": None if index.tuning is None else dataclasses.asdict(index.tuning),
             "ids": ids,
@@ -196,14 +201,13 @@ class IndexCache:
         name = str(header["index_file"])
         if Path(name).name != name:
             raise ValueError(f"index file {name!r} is not a plain file name")
-        data = np.fromfile(self.root / name, dtype=np.uint8)
-        crc = zlib.crc32(data.data) if data.nbytes == header["index_bytes"] else None
-        if crc != header["index_crc32"]:
+        size, crc = _file_crc(self.root / name)
+        if (size, crc) != (header["index_bytes"], header["index_crc32"]):
             raise ValueError(f"index file {name} does not match its size and checksum")
         ids = header["ids"]
         if not isinstance(ids, list) or not all(x is None or isinstance(x, str) for x in ids):
             raise ValueError("the node ids are not a list of strings")
-        index = faiss.deserialize_index(data)
+        index = faiss.read_index(str(self.root / name))
         if int(index.ntotal) != len(ids) or int(index.d) != dim:
             raise ValueError(f"{int(index.ntotal)} nodes of dim {int(index.d)}, {len(ids)} ids")
         raw = header["tuning"]
@@ -219,3 +223,16 @@ class IndexCache:
         for path in [self._json(agent), *self.root.glob(f"{stem}.*.faiss")]:
             with contextlib.suppress(OSError):
                 path.unlink()
+
+
+_CRC_BLOCK = 1 << 20
+
+
+def _file_crc(path: Path) -> tuple[int, int]:
+    """A file's size and CRC-32, read a block at a time."""
+    size, crc = 0, 0
+    with path.open("rb") as f:
+        while block := f.read(_CRC_BLOCK):
+            size += len(block)
+            crc = zlib.crc32(block, crc)
+    return size, crc
