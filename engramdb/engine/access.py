@@ -25,11 +25,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from engramdb.engine.views import ViewRegistry
 from engramdb.errors import EngramError
-from engramdb.index.view import AgentView, from_micros, to_micros
+from engramdb.index.records import NO_TIME
+from engramdb.index.view import AgentView, to_micros
 from engramdb.records import utcnow
 from engramdb.store.access import access_schema
 from engramdb.store.table import Commit, MemoryTable
@@ -200,7 +202,9 @@ class AccessLog:
                     "agent": agents,
                     "created_at": pa.array(created, pa.int64()).cast(_TS),
                     "access_count": pa.array(counts, pa.int64()),
-                    "last_accessed_at": pa.array([from_micros(us) for us in lasts], _TS),
+                    "last_accessed_at": pa.array(
+                        lasts, pa.int64(), mask=np.array(lasts) == NO_TIME
+                    ).cast(_TS),
                 },
                 schema=access_schema(),
             )

@@ -194,8 +194,10 @@ def test_a_logged_count_applies_only_to_the_memory_created_when_it_was(
         assert engine.table.fetch([memory.id]).column("access_count").to_pylist() == [0]
         engine.invalidate()
         assert engine.get(memory.id).access_count == 0
-        engine.compact()  # the fold leaves it alone too
-        assert _table_counts(engine) == {memory.id: 0}
+        engine.recall("the only memory", agent="a", k=1)
+        engine.flush()  # the log holds the id twice now, one row per creation time
+        engine.compact()  # the fold applies only the new memory's row
+        assert _table_counts(engine) == {memory.id: 1}
 
 
 def test_a_reader_sees_logged_counts(tmp_path: Path) -> None:
@@ -242,3 +244,13 @@ def test_stats_count_the_unfolded_log_rows(store_path: Path) -> None:
         assert engine.stats().access_log_rows == len(seen)
         engine.compact()
         assert engine.stats().access_log_rows == 0
+
+
+def test_a_view_read_from_the_index_cache_takes_the_logged_counts(store_path: Path) -> None:
+    settings = Settings(exact_threshold=4)  # 12 memories: an HNSW graph, cached
+    with MemoryEngine.open(store_path, embedder="hashing", settings=settings) as engine:
+        ids = [m.id for m in engine.add_many(TEXTS, agent="a")]
+        seen = _recall(engine, 5)
+    with MemoryEngine.open(store_path, embedder="hashing", settings=settings) as engine:
+        assert _counts(engine) == _expected(ids, seen)
+        assert engine.stats().views["a"].source.startswith("cache")
