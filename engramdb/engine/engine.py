@@ -264,7 +264,7 @@ class MemoryEngine:
                 return
             try:
                 self._access.close()
-                if self._store.access.rows >= FOLD_ON_CLOSE:
+                if not self._read_only and self._store.access.rows >= FOLD_ON_CLOSE:
                     self._store.fold_access()
             finally:
                 self._closed = True

@@ -254,3 +254,21 @@ def test_a_view_read_from_the_index_cache_takes_the_logged_counts(store_path: Pa
     with MemoryEngine.open(store_path, embedder="hashing", settings=settings) as engine:
         assert _counts(engine) == _expected(ids, seen)
         assert engine.stats().views["a"].source.startswith("cache")
+
+
+def test_close_folds_a_long_log_and_a_reader_never_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("engramdb.engine.engine.FOLD_ON_CLOSE", 1)
+    path = tmp_path / "store"
+    writer = MemoryEngine.open(path, embedder="hashing")
+    ids = [m.id for m in writer.add_many(TEXTS, agent="a")]
+    seen = _recall(writer, 4)
+    writer.flush()
+    with MemoryEngine.open(path, embedder="hashing", read_only=True) as reader:
+        assert reader.table.access.rows == len(seen)
+    assert writer.table.access.rows == len(seen)  # the reader's close wrote nothing
+    writer.close()
+    with MemoryEngine.open(path, embedder="hashing") as engine:
+        assert engine.table.access.rows == 0
+        assert _table_counts(engine) == _expected(ids, seen)
