@@ -438,6 +438,7 @@ class ViewRegistry:
         appended to the access log since are laid over the views' (never lower).
         """
         self.store.refresh()
+        self.store.access.refresh()
         version = self.store.version
         logged = self.store.access.version
         if logged != self._seen_log:

@@ -93,6 +93,7 @@ class AccessTable:
         self.table: Any = self._open()
         self.rows = 0 if self.table is None else int(self.table.count_rows())
         """Rows in the log (as this handle last saw them): the fold's trigger."""
+        self._version = 0 if self.table is None else int(self.table.version)
 
     def _open(self) -> Any:
         try:
@@ -105,18 +106,23 @@ class AccessTable:
     @guarded("read the access log's newest version")
     def refresh(self) -> None:
         """Move to the newest committed version of the log (for readers in other processes)."""
-        before = self.version
         if self.table is None:
             self.table = self._open()
         else:
             self.table.checkout_latest()
-        if self.version != before:
+        self._seen()
+
+    def _seen(self) -> None:
+        """Note the handle's version (and its rows, when the version moved)."""
+        version = 0 if self.table is None else int(self.table.version)
+        if version != self._version:
+            self._version = version
             self.rows = 0 if self.table is None else int(self.table.count_rows())
 
     @property
     def version(self) -> int:
-        """The log's version (0 before its first append)."""
-        return 0 if self.table is None else int(self.table.version)
+        """The log's version as this handle last saw it (0 before its first append)."""
+        return self._version
 
     @guarded("read the access log")
     def latest(self, where: str | None = None) -> pa.Table:
@@ -182,7 +188,8 @@ class AccessTable:
             self._appends += 1
             if self._appends % _COMPACT_EVERY == 0:
                 self._compact()
-        return int(self.table.version)
+        self._version = int(self.table.version)
+        return self._version
 
     @guarded("empty the access log", write=True)
     def clear(self, where: str | None = None) -> None:
@@ -190,8 +197,9 @@ class AccessTable:
         if self.table is None:
             return
         self.table.delete(where or "true")
-        self.rows = 0 if where is None else int(self.table.count_rows())
         self._compact()
+        self._version = int(self.table.version)
+        self.rows = 0 if where is None else int(self.table.count_rows())
 
     def _compact(self) -> None:
         dataset = self.table.to_lance()

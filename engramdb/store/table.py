@@ -207,9 +207,11 @@ class MemoryTable:
 
     @guarded("read the newest version")
     def refresh(self) -> None:
-        """Move to the newest committed version, of the table and the access log."""
+        """Move to the newest committed version (for readers in other processes).
+
+        The access log has its own :meth:`AccessTable.refresh`.
+        """
         self.table.checkout_latest()  # type: ignore[no-untyped-call]
-        self.access.refresh()
 
     @property
     def version(self) -> int:
