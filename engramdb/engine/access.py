@@ -1,19 +1,21 @@
-"""Access counting: recall counts hits in memory; a background thread writes the counts.
+"""Access counting: recall counts hits in memory; a background thread logs the counts.
 
 Recall never writes to the store. It bumps the counts in the agent's view (the
 truth while the engine is open) and notes which memories changed in a bounded
 buffer; once the buffer holds ``flush_every`` memories a background thread
-writes their counts in one commit. ``flush()`` and ``close()`` write what is
-left on the caller's thread. A killed process may lose the counts buffered
-since the last write, never a memory: the write only updates the access columns
-of rows that exist.
+appends their absolute counts to the store's access log
+(:mod:`engramdb.store.access`) in one commit, a write whose cost follows the
+batch, not the table. ``flush()`` and ``close()`` write what is left on the
+caller's thread. A killed process may lose the counts buffered since the last
+write, never a memory: the log only holds counts, and reads lay them over the
+memories table's. Once the log holds ``fold_rows`` rows, the background writer
+folds it into the memories table (see :meth:`MemoryTable.fold_access`).
 
 Locks: the buffer has its own small lock, taken only around dict operations.
 A write holds the store's ``write_lock`` from reading the counts to committing
-them, so no other write of the same rows (an ``update`` that carries the count)
-can land in between with a newer count that this write would then overwrite.
-The flusher never takes the engine's lock, so ``close()`` (which holds it) can
-wait for the flusher without a deadlock.
+them, so no fold or bulk write can land in between. The flusher never takes the
+engine's lock, so ``close()`` (which holds it) can wait for the flusher without
+a deadlock.
 """
 
 from __future__ import annotations
@@ -23,20 +25,29 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from engramdb.engine.views import ViewRegistry
 from engramdb.errors import EngramError
-from engramdb.index.view import AgentView, from_micros, to_micros
+from engramdb.index.records import NO_TIME
+from engramdb.index.view import AgentView, to_micros
 from engramdb.records import utcnow
+from engramdb.store.access import access_schema
 from engramdb.store.table import Commit, MemoryTable
 
-__all__ = ["BUFFER_FACTOR", "AccessLog"]
+__all__ = ["BUFFER_FACTOR", "FOLD_ON_CLOSE", "FOLD_ROWS", "AccessLog"]
 
 log = logging.getLogger(__name__)
 
+_TS = pa.timestamp("us", "UTC")
+
 BUFFER_FACTOR = 16
 """The buffer holds at most this many times ``flush_every`` memories by default."""
+FOLD_ROWS = 100_000
+"""Access-log rows past which the background writer folds the log into the table."""
+FOLD_ON_CLOSE = 10_000
+"""Access-log rows past which ``close()`` folds the log (below, the next open reads it)."""
 
 
 class AccessLog:
@@ -54,6 +65,8 @@ class AccessLog:
             and ``close()`` write at once): under steady recall the counts go out
             about once per interval, however fast the buffer fills.
         read_only: A reader never writes: nothing is buffered, no thread starts.
+        fold_rows: Access-log rows past which the background writer folds the log
+            into the memories table (one join against every row).
     """
 
     def __init__(
@@ -65,6 +78,7 @@ class AccessLog:
         capacity: int | None = None,
         min_interval: float = 0.0,
         read_only: bool = False,
+        fold_rows: int = FOLD_ROWS,
     ) -> None:
         self.store = store
         self.views = views
@@ -72,6 +86,7 @@ class AccessLog:
         self.capacity = max(capacity or BUFFER_FACTOR * flush_every, flush_every)
         self.read_only = read_only
         self.min_interval = min_interval
+        self.fold_rows = fold_rows
         self.dropped = 0
         """Accesses not buffered because the buffer was full."""
         self.error: EngramError | None = None
@@ -115,7 +130,10 @@ class AccessLog:
                 self._pending = {k: v for k, v in self._pending.items() if v != agent}
 
     def flush(self) -> Commit | None:
-        """Write buffered access counts now, in one commit (None when there was nothing)."""
+        """Log buffered access counts now, in one commit (None when there was nothing).
+
+        The commit's version is the access log's.
+        """
         if self.read_only:
             return None
         return self._write()
@@ -153,6 +171,8 @@ class AccessLog:
             last = time.monotonic()
             try:
                 self._write(hook=self.before_write)
+                if self.store.access.rows >= self.fold_rows:
+                    self.store.fold_access()
             except EngramError as exc:  # kept buffered; the next write tries again
                 self.error = exc
                 log.warning("could not write access counts to %s: %s", self.store.root, exc)
@@ -163,28 +183,35 @@ class AccessLog:
                 batch, self._pending = self._pending, {}
             if not batch:
                 return None
-            ids, counts, lasts = [], [], []
+            ids, agents, created, counts, lasts = [], [], [], [], []
             for mid, agent in batch.items():
                 view = self.views.loaded(agent)
                 label = None if view is None else view.label_of.get(mid)
                 if view is None or label is None:
                     continue
                 ids.append(mid)
+                agents.append(agent)
+                created.append(view.created_micros(label))
                 counts.append(int(view.access.data[label]))
-                lasts.append(from_micros(int(view.last_access.data[label])))
+                lasts.append(int(view.last_access.data[label]))
             if not ids:
                 return None
             data = pa.table(
                 {
                     "id": ids,
+                    "agent": agents,
+                    "created_at": pa.array(created, pa.int64()).cast(_TS),
                     "access_count": pa.array(counts, pa.int64()),
-                    "last_accessed_at": pa.array(lasts, pa.timestamp("us", "UTC")),
-                }
+                    "last_accessed_at": pa.array(
+                        lasts, pa.int64(), mask=np.array(lasts) == NO_TIME
+                    ).cast(_TS),
+                },
+                schema=access_schema(),
             )
             if hook is not None:
                 hook()
             try:
-                return self.store.update_columns(data)
+                return Commit(self.store.access.append(data), len(ids))
             except BaseException:
                 with self._lock:  # back in the buffer (over its capacity: it was there)
                     for mid, agent in batch.items():

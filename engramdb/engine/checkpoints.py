@@ -151,7 +151,8 @@ def create_checkpoint(
     tag = _tag(agent, name)
     with engine.mutex:
         engine.check_writable()
-        engine.flush()  # buffered access counts are part of the state
+        engine.flush()  # buffered access counts are part of the state,
+        engine.store.fold_access()  # and the tagged version holds them, not the log
         existing = _tags(engine, agent)
         if name in existing:
             raise ValidationError(

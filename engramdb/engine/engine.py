@@ -32,7 +32,7 @@ from engramdb.consolidation.policy import ConsolidationPolicy
 from engramdb.consolidation.report import ConsolidationReport, ProgressCallback
 from engramdb.consolidation.run import run_consolidation
 from engramdb.embeddings import CachedEmbedder, Embedder, EmbedderInfo, resolve_embedder
-from engramdb.engine.access import AccessLog
+from engramdb.engine.access import FOLD_ON_CLOSE, AccessLog
 from engramdb.engine.brief import DEFAULT_BUDGET_TOKENS, Brief, build_brief
 from engramdb.engine.checkpoints import (
     Checkpoint,
@@ -255,7 +255,8 @@ class MemoryEngine:
         """Flush buffered access counts, release the writer lock. Safe to call twice.
 
         Waits for the background access-count writer to finish the write it is
-        in, then writes what is left. The engine is closed (and the lock
+        in, then writes what is left; folds the access log into the table when it
+        holds ``FOLD_ON_CLOSE`` rows or more. The engine is closed (and the lock
         released) even when the flush fails; the flush's error is raised after that.
         """
         with self._mutex:
@@ -263,6 +264,8 @@ class MemoryEngine:
                 return
             try:
                 self._access.close()
+                if not self._read_only and self._store.access.rows >= FOLD_ON_CLOSE:
+                    self._store.fold_access()
             finally:
                 self._closed = True
                 self._views.invalidate()
@@ -389,10 +392,12 @@ class MemoryEngine:
             self._access.flush()
 
     def compact(self) -> None:
-        """Compact the store now: merge fragments, drop old versions past retention."""
+        """Compact the store now: fold the access log into the table, merge fragments,
+        drop old versions past retention."""
         with self._mutex:
             self._check_open(write=True)
             self._access.flush()
+            self._store.fold_access()
             self._store.compact()
             if self._index_kind == "lance":
                 self._store.ensure_vector_index()

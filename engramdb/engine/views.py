@@ -28,12 +28,13 @@ from engramdb.config import Settings, machine_dir
 from engramdb.errors import NotFoundError
 from engramdb.index.cache import CachedGraph, CacheStamp, IndexCache
 from engramdb.index.columns import release_free_memory
+from engramdb.index.records import NO_TIME
 from engramdb.index.vector import HNSWIndex
 from engramdb.index.view import AgentView, normalize_rows, to_micros
 from engramdb.records import Memory, check_id, check_name
 from engramdb.store.location import StoreLocation
 from engramdb.store.schema import arrow_to_memories, arrow_vectors
-from engramdb.store.table import Changes, MemoryTable
+from engramdb.store.table import Changes, MemoryTable, agent_filter
 
 __all__ = ["CACHE_DIR", "RegistryStats", "ViewRegistry", "ViewStats"]
 
@@ -92,6 +93,8 @@ class RegistryStats:
         cache_writes: Index cache files written.
         cache_misses: Loads that found no usable cache (absent, damaged, mismatched).
         evictions: Views dropped to stay within the budget.
+        access_log_rows: Rows in the store's access log not yet folded into the
+            memories table (see :mod:`engramdb.store.access`).
     """
 
     views: Mapping[str, ViewStats]
@@ -103,6 +106,7 @@ class RegistryStats:
     cache_writes: int
     cache_misses: int
     evictions: int
+    access_log_rows: int = 0
 
 
 BUILD_BATCH = 8192
@@ -161,6 +165,7 @@ class ViewRegistry:
         """Learned depths of evicted views (they live nowhere else)."""
         self.counts: Counter[str] = Counter()
         self._seen_version = store.version
+        self._seen_log = store.access.version
         self.cache = IndexCache(cache_dir(settings, store.root)) if settings.index_cache else None
 
     def __iter__(self) -> Iterator[AgentView]:
@@ -252,6 +257,7 @@ class ViewRegistry:
             cache_writes=c["cache_writes"],
             cache_misses=c["cache_misses"],
             evictions=c["evictions"],
+            access_log_rows=self.store.access.rows,
         )
 
     # -- building a view ---------------------------------------------------------------
@@ -440,10 +446,18 @@ class ViewRegistry:
         Only the rows written since the version the views hold are read (with
         their vectors), and only the agents they belong to change; an access-count
         flush updates records in place. When the store cannot say what changed
-        (the old version was cleaned up), the views are dropped and rebuilt.
+        (the old version was cleaned up), the views are dropped and rebuilt. Counts
+        appended to the access log since are laid over the views' (never lower).
         """
         self.store.refresh()
+        self.store.access.refresh()
         version = self.store.version
+        logged = self.store.access.version
+        if logged != self._seen_log:
+            seen, self._seen_log = self._seen_log, logged
+            if self._views:  # views built later read the log as they are built
+                counts = self.store.access.since(seen)
+                self._count(self.store.access.latest() if counts is None else counts)
         if version == self._seen_version:
             return
         changes = self.store.changes_since(self._seen_version) if self._views else None
@@ -453,6 +467,22 @@ class ViewRegistry:
             return
         self._apply(changes)
 
+    def _count(self, counts: pa.Table) -> None:
+        """Raise the views' access counts to the logged ones (same id and creation time)."""
+        if not counts.num_rows:
+            return
+        ids = counts.column("id").to_pylist()
+        agents = counts.column("agent").to_pylist()
+        created = counts.column("created_at").cast(pa.int64()).to_pylist()
+        access = counts.column("access_count").to_pylist()
+        lasts = counts.column("last_accessed_at").cast(pa.int64()).to_pylist()
+        for i, mid in enumerate(ids):
+            view = self._views.get(agents[i])
+            label = None if view is None else view.label_of.get(mid)
+            if view is None or label is None or view.created_micros(label) != created[i]:
+                continue
+            view.raise_access(label, access[i], NO_TIME if lasts[i] is None else lasts[i])
+
     def _apply(self, changes: Changes) -> None:
         rows = changes.rows
         agents = rows.column("agent").to_pylist() if rows.num_rows else []
@@ -460,7 +490,7 @@ class ViewRegistry:
             picked = [i for i, a in enumerate(agents) if a == agent]
             if not picked:
                 continue
-            part = rows.take(picked)
+            part = self.store.access.overlay(rows.take(picked), agent_filter(agent))
             memories = arrow_to_memories(part.take(pa.array(_changed_rows(view, part), pa.int64())))
             moved = []
             for m in memories:

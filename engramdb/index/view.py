@@ -480,6 +480,14 @@ class AgentView:
             self.last_access.data[label] = stamp
             self._max_access = max(self._max_access, int(self.access.data[label]))
 
+    def raise_access(self, label: int, count: int, stamp: int) -> None:
+        """Raise a label's access count and time to logged ones; never lowers either."""
+        if count > self.access.data[label]:
+            self.access.data[label] = count
+            self._max_access = max(self._max_access, count)
+        if stamp > self.last_access.data[label]:
+            self.last_access.data[label] = stamp
+
     def max_access(self) -> int:
         """An upper bound on the access count of any live memory (kept on write and access)."""
         return self._max_access

@@ -477,6 +477,9 @@ def _write(engine: EngineCore, data: pa.Table, agent: str, mode: str) -> dict[st
             f"{len(clash)} memory ids in the snapshot already belong to another agent in this "
             f"store (e.g. {clash[0].as_py()}); import a copy under a new name with agent=..."
         )
+    # Counts logged for memories of the same ids (deleted since, or to be replaced)
+    # must not land on the imported ones: fold the log into the table first.
+    table.fold_access()
     met = pc.is_in(ids, value_set=have.column("id").combine_chunks())
     n_met = int(pc.sum(met).as_py() or 0)
     counts = {"added": data.num_rows - n_met, "updated": 0, "unchanged": 0, "removed": 0}

@@ -31,6 +31,7 @@ from engramdb._types import FloatMatrix
 from engramdb.config import DEFAULT_COMPACT_EVERY, DEFAULT_VERSION_RETENTION_SECONDS
 from engramdb.errors import NotFoundError, ReadOnlyError, StoreCorruptError, StoreIOError
 from engramdb.records import Memory
+from engramdb.store.access import COUNTED, AccessTable
 from engramdb.store.guard import guarded, store_errors
 from engramdb.store.location import StoreLocation
 from engramdb.store.schema import memories_to_arrow, schema
@@ -139,9 +140,6 @@ class MemoryTable:
         StoreCorruptError: the table's files are there but cannot be opened.
     """
 
-    fence: Callable[[], None] | None
-    """Called before every write (the writer lease's check on object storage)."""
-
     def __init__(
         self,
         root: Path | StoreLocation,
@@ -153,7 +151,7 @@ class MemoryTable:
         create: bool = False,
     ) -> None:
         self.root = StoreLocation.of(root)
-        self.fence = None
+        self._fence: Callable[[], None] | None = None
         self.dim = dim
         self.read_only = read_only
         self.compact_every = compact_every
@@ -178,20 +176,41 @@ class MemoryTable:
             )
             if create:
                 self.table = self._db.create_table(TABLE, schema=schema(dim))
-                return
-            self.table = self._db.open_table(TABLE)
+            else:
+                self.table = self._db.open_table(TABLE)
             found = self.table.schema.field("vector").type.list_size
+            self.access = AccessTable(
+                self._db,
+                self.root,
+                write_lock=self.write_lock,
+                read_only=read_only,
+                retention=retention,
+            )
+            """The access log beside the table (see :mod:`engramdb.store.access`)."""
         if found != dim:
             raise StoreCorruptError(
                 f"store {self.root} holds vectors of dim {found}, not {dim}; the metadata file "
                 "and the table disagree: the store is damaged; restore it from a snapshot"
             )
 
+    @property
+    def fence(self) -> Callable[[], None] | None:
+        """Called before every write (the writer lease's check on object storage)."""
+        return self._fence
+
+    @fence.setter
+    def fence(self, check: Callable[[], None] | None) -> None:
+        self._fence = check
+        self.access.fence = check
+
     # -- reads ---------------------------------------------------------------------------
 
     @guarded("read the newest version")
     def refresh(self) -> None:
-        """Move to the newest committed version (for readers in other processes)."""
+        """Move to the newest committed version (for readers in other processes).
+
+        The access log has its own :meth:`AccessTable.refresh`.
+        """
         self.table.checkout_latest()  # type: ignore[no-untyped-call]
 
     @property
@@ -206,13 +225,21 @@ class MemoryTable:
 
     @guarded("read rows")
     def scan(self, where: str | None = None, *, columns: Sequence[str] | None = None) -> pa.Table:
-        """Rows matching a SQL predicate (all rows if None), in storage order."""
+        """Rows matching a SQL predicate (all rows if None), in storage order.
+
+        The predicate names ``id`` or ``agent`` only. Access counts are the larger
+        of the table's and the access log's (when the counts' columns are read).
+        """
         query = self.table.search()
         if where:
             query = query.where(where)
-        if columns is not None:
-            query = query.select(list(columns))
-        return query.limit(None).to_arrow()
+        wanted = None if columns is None else list(columns)
+        if wanted is not None:
+            counted = not {"access_count", "last_accessed_at"}.isdisjoint(wanted)
+            extra = [c for c in COUNTED if c not in wanted] if counted else []
+            query = query.select(wanted + extra)
+        rows = self.access.overlay(query.limit(None).to_arrow(), where)
+        return rows if wanted is None or rows.column_names == wanted else rows.select(wanted)
 
     def scan_agent(self, agent: str, *, columns: Sequence[str] | None = None) -> pa.Table:
         return self.scan(agent_filter(agent), columns=columns)
@@ -282,7 +309,11 @@ class MemoryTable:
         What :meth:`replace_agent` does from Arrow rows rather than :class:`Memory`
         values: a 100k-memory restore skips two conversions of every row.
         """
-        return self.merge(rows, delete_others_of=agent, always=True)
+        with self.write_lock:
+            # Logged counts of the agent's old memories must not land on the new ones
+            # (a rollback restores the same ids and creation times): fold, then replace.
+            self.fold_access()
+            return self.merge(rows, delete_others_of=agent, always=True)
 
     @guarded("write rows", write=True)
     def merge(
@@ -309,6 +340,31 @@ class MemoryTable:
             builder = builder.when_not_matched_by_source_delete(agent_filter(delete_others_of))
         builder.execute(data)
         return self._committed(data.num_rows)
+
+    @guarded("fold the access log", write=True)
+    def fold_access(self) -> Commit | None:
+        """Write the access log's counts into the table, then empty the log.
+
+        One ``merge_insert`` of the newest counts per memory, applied only to the
+        row with the same id and creation time and only where the log's count is
+        larger; then the log is emptied. A kill between the two steps leaves the
+        same counts in both (reads take the larger). None when the log was empty.
+        """
+        if self.access.table is None:
+            return None
+        latest = self.access.latest()
+        if not latest.num_rows:
+            if self.access.rows:
+                self.access.clear()
+            return None
+        data = latest.select(["id", "created_at", "access_count", "last_accessed_at"])
+        self.table.merge_insert("id").when_matched_update_all(
+            where="target.created_at = source.created_at "
+            "AND source.access_count > target.access_count"
+        ).execute(data)
+        commit = self._committed(data.num_rows)
+        self.access.clear()
+        return commit
 
     @guarded("delete rows", write=True)
     def delete(self, ids: Sequence[str]) -> Commit:
