@@ -362,10 +362,11 @@ class LexicalIndex:
         # BM25 (as FTS5) floors to 1e-6: it barely moves a score, and is the
         # costliest to score. It is scored only when the rarer terms match fewer
         # than k documents, so that those matching it alone still come back.
-        found, values, enough = self._top(rare, k, w_own, w_ctx, avg, n_docs, allowed)
+        scored: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        found, values, enough = self._top(rare, k, w_own, w_ctx, avg, n_docs, allowed, scored)
         if not enough and common:
             terms = rare + sorted(common)
-            found, values, _ = self._top(terms, k, w_own, w_ctx, avg, n_docs, allowed)
+            found, values, _ = self._top(terms, k, w_own, w_ctx, avg, n_docs, allowed, scored)
         return values.astype(np.float32), found
 
     def _idf(self, tid: int, n_docs: int) -> float:
@@ -445,6 +446,7 @@ class LexicalIndex:
         avg: float,
         n_docs: int,
         allowed: BoolArray | None,
+        scored: dict[int, tuple[np.ndarray, np.ndarray]],
     ) -> tuple[IntArray, np.ndarray, bool]:
         """The best ``k`` labels matching any of ``terms``, their BM25 sums, and whether
         at least ``k`` documents match.
@@ -455,6 +457,8 @@ class LexicalIndex:
         on the terms are scored only on the documents that can still reach the
         k-th place. The sums are then added up again in term-id order, over the
         documents left, so every score is the float an unpruned sum gives.
+        ``scored`` keeps each term's parts over all its postings, for another call
+        with the same arguments and more terms.
         """
         live = [t for t in terms if int(self._df.data[t]) > 0]
         empty = (np.zeros(0, np.int64), np.zeros(0, np.float64), False)
@@ -471,7 +475,12 @@ class LexicalIndex:
         parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for tid in order:
             remaining = max(remaining - bounds[tid], 0.0)
-            labels, scores = self._term_scores(tid, w_own, w_ctx, avg, n_docs, allowed, cand)
+            if cand is None and tid in scored:
+                labels, scores = scored[tid]
+            else:
+                labels, scores = self._term_scores(tid, w_own, w_ctx, avg, n_docs, allowed, cand)
+                if cand is None:
+                    scored[tid] = (labels, scores)
             parts[tid] = (labels, scores)
             if not len(labels):
                 continue
