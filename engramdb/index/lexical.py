@@ -369,6 +369,32 @@ class LexicalIndex:
             found, values, _ = self._top(terms, k, w_own, w_ctx, avg, n_docs, allowed, scored)
         return values.astype(np.float32), found
 
+    def scores(
+        self, query: str, labels: IntArray, *, weights: tuple[float, float] | None = None
+    ) -> FloatMatrix:
+        """BM25 of each of ``labels``' documents for ``query`` (0 where none matches).
+
+        The values are the floats :meth:`search` gives the same documents (every
+        query term's part, added in term-id order), without ranking anything.
+        """
+        labels = np.asarray(labels, np.int64)
+        n_docs = self._n_docs
+        terms = (stem(w) for w in query_terms(query))
+        ids = sorted({self._terms[t] for t in terms if t in self._terms})
+        if not len(labels) or not ids or not n_docs:
+            return np.zeros(len(labels), np.float32)
+        w_own, w_ctx = weights or self.weights
+        avg = self._total_length / n_docs
+        allowed = np.zeros(int(labels.max()) + 1, np.bool_)
+        allowed[labels] = True
+        sums = np.zeros(len(allowed), np.float64)
+        for tid in ids:
+            if int(self._df.data[tid]) > 0:
+                found, parts = self._term_scores(tid, w_own, w_ctx, avg, n_docs, allowed)
+                sums[found] += parts  # a term's live postings name each label once
+        out: FloatMatrix = sums[labels].astype(np.float32)
+        return out
+
     def _idf(self, tid: int, n_docs: int) -> float:
         df = int(self._df.data[tid])
         return max(math.log((n_docs - df + 0.5) / (df + 0.5)), 1e-6)
@@ -629,17 +655,11 @@ class AgentLexicon:
         self._created.trim()
         self._ordered.trim()
 
-    def session_scores(self, query: str, codes: Iterable[int]) -> dict[int, float]:
-        """BM25 of each given session's document for ``query`` (0 where it does not match).
+    def session_scores(self, query: str, codes: IntArray) -> FloatMatrix:
+        """BM25 of each given session's document for ``query``, aligned with ``codes``
+        (0 where it does not match).
 
-        Only the given sessions are scored (the others are masked out of the search).
+        Only the given sessions are scored; every query term counts, the terms in
+        most session documents too (as for a search over all sessions).
         """
-        wanted = sorted(set(codes))
-        if not wanted:
-            return {}
-        allowed = np.zeros(wanted[-1] + 1, np.bool_)
-        allowed[wanted] = True
-        # k past the number of sessions: every match comes back, and terms in most
-        # session documents are scored too (as for a search over all sessions).
-        scores, found = self.sessions.search(query, len(wanted) + 1, allowed)
-        return dict(zip(found.tolist(), scores.tolist(), strict=True))
+        return self.sessions.scores(query, codes)

@@ -73,6 +73,27 @@ def _check(ix: LexicalIndex, docs: dict[int, tuple[str, str]], rng: np.random.Ge
         assert len(labels) == len(want_labels)
 
 
+def _check_scores(
+    ix: LexicalIndex, docs: dict[int, tuple[str, str]], rng: np.random.Generator
+) -> None:
+    """``scores`` gives each asked label the float ``search`` gives it, 0 for no match."""
+    for _ in range(12):
+        query = " ".join(rng.choice(WORDS, size=int(rng.integers(1, 6))))
+        weights = (1.0, float(rng.choice([0.0, 0.5, 1.0])))
+        # Asked labels: documents, removed ones and labels never seen, in any order.
+        asked = rng.permutation(500)[: int(rng.integers(1, 120))]
+        got = ix.scores(query, asked, weights=weights)
+        allowed = np.zeros(500, np.bool_)
+        allowed[asked] = True
+        values, found = ix.search(query, len(asked) + 1, allowed, weights=weights)
+        want = dict(zip(found.tolist(), values.tolist(), strict=True))
+        assert got.dtype == np.float32
+        assert got.tolist() == [want.get(x, 0.0) for x in asked.tolist()]
+        ref = _reference(docs, query, 10**6, allowed, weights)
+        by_label = dict(zip(ref[1], ref[0], strict=True))
+        assert got.tolist() == pytest.approx([by_label.get(x, 0.0) for x in asked.tolist()])
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_pruned_top_k_is_the_full_sums_top_k(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -88,6 +109,7 @@ def test_pruned_top_k_is_the_full_sums_top_k(seed: int) -> None:
         docs[label] = (text(int(rng.integers(1, 8))), text(int(rng.integers(0, 6))))
     ix.upsert([(x, *docs[x]) for x in docs])
     _check(ix, docs, rng)
+    _check_scores(ix, docs, rng)
     # Rewrites and removals leave stale postings (and new average lengths).
     for label in rng.choice(labels, size=80, replace=False).tolist():
         docs[label] = (text(int(rng.integers(1, 12))), text(int(rng.integers(0, 6))))
@@ -98,6 +120,7 @@ def test_pruned_top_k_is_the_full_sums_top_k(seed: int) -> None:
         del docs[label]
     assert ix._stale > 0
     _check(ix, docs, rng)
+    _check_scores(ix, docs, rng)
 
 
 def test_ties_at_the_kth_place_break_by_label() -> None:
