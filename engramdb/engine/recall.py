@@ -480,10 +480,12 @@ class Recall:
         hybrid = self.settings.hybrid
         score, parts = self._scores(view, cands, ref)
         order = self._order(view, cands.labels, score)
+        codes = view.session.data[cands.labels].tolist()
+        cand_labels = cands.labels.tolist()
         members: dict[tuple[int, int], list[int]] = {}
         for i in order:
-            code = int(view.session.data[cands.labels[i]])
-            key = (code, -1) if code >= 0 else (-1, int(cands.labels[i]))
+            code = codes[i]
+            key = (code, -1) if code >= 0 else (-1, cand_labels[i])
             members.setdefault(key, []).append(i)
         groups = []
         for key, idx in members.items():
