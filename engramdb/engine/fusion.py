@@ -9,8 +9,6 @@ was measured below BM25 alone on conversational memory, and is not offered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
 from engramdb.config import HybridWeights
@@ -38,21 +36,19 @@ def minmax(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
     return np.clip((values.astype(np.float64) - lo) / (hi - lo), 0.0, 1.0)
 
 
-def session_prior(
-    best_dense: Mapping[int, float], lexical: Mapping[int, float], weights: HybridWeights
-) -> dict[int, float]:
-    """A prior per session code from its best dense match and its session document's BM25.
+def session_prior(dense: np.ndarray, lexical: np.ndarray, weights: HybridWeights) -> np.ndarray:
+    """A prior per session from its best dense match and its session document's BM25.
 
-    Both are min-max scaled over the sessions given; a session with no lexical
-    match scores 0 on that side.
+    ``dense`` and ``lexical`` are aligned, one value per session. Both are min-max
+    scaled over the sessions given; a session with no lexical match (0) scores 0
+    on that side.
     """
-    codes = sorted(best_dense)
-    if not codes:
-        return {}
-    dense = np.array([best_dense[c] for c in codes])
-    lex = np.array([lexical.get(c, 0.0) for c in codes])
+    if not len(dense):
+        return np.zeros(0, np.float64)
+    dense = np.asarray(dense, np.float64)
+    lex = np.asarray(lexical, np.float64)
     d = minmax(dense, dense)
     matched = lex[lex > 0]
     lx = minmax(lex, matched) * (lex > 0)
-    prior = weights.prior_dense * d + (1.0 - weights.prior_dense) * lx
-    return {c: float(p) for c, p in zip(codes, prior, strict=True)}
+    prior: np.ndarray = weights.prior_dense * d + (1.0 - weights.prior_dense) * lx
+    return prior

@@ -79,7 +79,8 @@ class _Candidates:
     sims: np.ndarray
     lexical: np.ndarray = field(default_factory=lambda: _NONE)
     relevance: np.ndarray = field(default_factory=lambda: _NONE)
-    prior: dict[int, float] = field(default_factory=dict)
+    prior: np.ndarray = field(default_factory=lambda: _NONE)
+    """Each candidate's session prior (hybrid only; 0 for a memory with no session)."""
     fused: np.ndarray = field(default_factory=lambda: _NONE)
 
 
@@ -269,15 +270,18 @@ class Recall:
             created = view.created.data[labels]
             fused = fused + hybrid.date * date_preference(created, spans, hybrid.date_scale_days)
         codes = view.session.data[labels]
-        # Each session's best similarity among the candidates.
-        inside = codes >= 0
-        by_code = np.lexsort((-sims[inside], codes[inside]))
-        c_sorted, s_sorted = codes[inside][by_code], sims[inside][by_code]
+        # Each session's best similarity among the candidates (one sort by code,
+        # then similarity), its session document's BM25, and so its prior.
+        inside = np.flatnonzero(codes >= 0)
+        by_code = inside[np.lexsort((-sims[inside], codes[inside]))]
+        c_sorted = codes[by_code]
         first = np.r_[True, c_sorted[1:] != c_sorted[:-1]] if len(c_sorted) else c_sorted > 0
-        best = dict(zip(c_sorted[first].tolist(), s_sorted[first].tolist(), strict=True))
-        lex_sessions = view.lexicon.session_scores(text or "", best)
-        cands.prior = session_prior(best, lex_sessions, hybrid)
-        prior = np.array([cands.prior.get(c, 0.0) for c in codes.tolist()])
+        sessions = c_sorted[first]
+        lex_sessions = view.lexicon.session_scores(text or "", sessions)
+        prior_of = session_prior(sims[by_code][first], lex_sessions, hybrid)
+        prior = np.zeros(len(labels))
+        prior[inside] = prior_of[np.searchsorted(sessions, codes[inside])]
+        cands.prior = prior
         cands.fused = np.round(fused, _DECIMALS)
         cands.relevance = np.round(fused + hybrid.session_prior * prior, _DECIMALS)
         return cands
@@ -483,17 +487,19 @@ class Recall:
         hybrid = self.settings.hybrid
         score, parts = self._scores(view, cands, ref)
         order = self._order(view, cands.labels, score)
+        codes = view.session.data[cands.labels].tolist()
+        cand_labels = cands.labels.tolist()
         members: dict[tuple[int, int], list[int]] = {}
         for i in order:
-            code = int(view.session.data[cands.labels[i]])
-            key = (code, -1) if code >= 0 else (-1, int(cands.labels[i]))
+            code = codes[i]
+            key = (code, -1) if code >= 0 else (-1, cand_labels[i])
             members.setdefault(key, []).append(i)
         groups = []
         for key, idx in members.items():
             top = np.sort(cands.fused[idx])[::-1][: hybrid.group_top]
             value = _soft_max(top, hybrid.group_temperature)
             if mode == "hybrid" and key[0] >= 0:
-                value += hybrid.group_prior * cands.prior.get(key[0], 0.0)
+                value += hybrid.group_prior * float(cands.prior[idx[0]])
             name = view.session_name(key[0])
             groups.append((round(value, _DECIMALS), name or "", key, idx[0]))
         groups.sort(key=lambda g: (-g[0], g[1], g[2]))

@@ -139,9 +139,11 @@ class _Postings:
         self.ctx = Column(np.float32)
 
 
-_BINCOUNT_SHARE = 8
-"""Sum per label with a dense ``bincount`` once the postings pass 1/8 of the labels
-(cheaper than sorting them), else with ``unique``."""
+_SLACK = 1e-9
+"""Pruning keeps documents within this (relative) distance of the k-th best partial
+sum: sums added in another order differ by far less."""
+_BOUND_MARGIN = 1e-6
+"""Relative margin on a term's bound: its parts are products of float32 numbers."""
 
 
 class LexicalIndex:
@@ -152,7 +154,9 @@ class LexicalIndex:
     columns, a document's length is its token count over both, and an IDF at or
     below zero counts as 1e-6. Postings are numpy arrays scored in bulk, so a
     query term found in most of 100,000 documents costs a fraction of a
-    millisecond (FTS5 scores matches one by one: 0.3 s for such a term). A
+    millisecond (FTS5 scores matches one by one: 0.3 s for such a term); with
+    max-score pruning (:meth:`_top`) the terms after the first few are scored only
+    on the documents that can still reach the top k. A
     changed or removed document leaves stale postings, skipped by generation
     (checked only for the terms that have any) and dropped when they outnumber
     the live ones. Each document's term ids are kept in one flat array (for
@@ -185,6 +189,11 @@ class LexicalIndex:
         self._total_length = 0.0
         self._stale = 0
         self._live_postings = 0
+        self._bounds: dict[int, dict[tuple[float, float], tuple[float, float]]] = {}
+        """Per term and weights: its largest ``tf / (tf + norm)`` and the average length
+        it was measured at (dropped when the term gets postings)."""
+        self._norms: tuple[float, np.ndarray] | None = None
+        """BM25's length norm of every label at one average length (dropped on write)."""
 
     def __len__(self) -> int:
         return self._n_docs
@@ -227,6 +236,7 @@ class LexicalIndex:
         """Insert or replace documents ``(label, own text, context)``."""
         rows = list(docs)
         self.remove([int(r[0]) for r in rows])
+        self._norms = None
         entries: list[tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
         for label, own, ctx in rows:
             label = int(label)
@@ -276,6 +286,7 @@ class LexicalIndex:
         starts = np.flatnonzero(np.r_[True, tids[1:] != tids[:-1]])
         ends = np.r_[starts[1:], len(tids)]
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            self._bounds.pop(int(tids[start]), None)
             post = self._postings[int(tids[start])]
             post.labels.extend(labels[start:end])
             post.gen.extend(gens[start:end])
@@ -284,6 +295,7 @@ class LexicalIndex:
 
     def remove(self, labels: Iterable[int]) -> None:
         """Forget documents by label (unknown labels are ignored)."""
+        self._norms = None
         for label in labels:
             label = int(label)
             ids = self._doc(label)
@@ -338,7 +350,8 @@ class LexicalIndex:
     ) -> tuple[FloatMatrix, IntArray]:
         """The best ``k`` documents by BM25 (higher is better), among ``allowed`` labels.
 
-        Only documents that contain a query term are returned; ties break by label.
+        Only documents that contain a query term are returned; ties break by label
+        (the lower first), at the k-th place too.
         """
         empty = (np.zeros(0, np.float32), np.zeros(0, np.int64))
         n_docs = self._n_docs
@@ -353,71 +366,200 @@ class LexicalIndex:
         # BM25 (as FTS5) floors to 1e-6: it barely moves a score, and is the
         # costliest to score. It is scored only when the rarer terms match fewer
         # than k documents, so that those matching it alone still come back.
-        found, values = self._score(rare, w_own, w_ctx, avg, n_docs, allowed)
-        if len(found) < k and common:
-            found, values = self._score(rare + sorted(common), w_own, w_ctx, avg, n_docs, allowed)
-        if not len(found):
-            return empty
-        if len(found) > k:
-            top = np.argpartition(-values, k - 1)[:k]
-            found, values = found[top], values[top]
-        order = np.lexsort((found, -values))
-        return values[order].astype(np.float32), found[order].astype(np.int64)
+        scored: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        found, values, enough = self._top(rare, k, w_own, w_ctx, avg, n_docs, allowed, scored)
+        if not enough and common:
+            terms = rare + sorted(common)
+            found, values, _ = self._top(terms, k, w_own, w_ctx, avg, n_docs, allowed, scored)
+        return values.astype(np.float32), found
 
-    def _score(
+    def scores(
+        self, query: str, labels: IntArray, *, weights: tuple[float, float] | None = None
+    ) -> FloatMatrix:
+        """BM25 of each of ``labels``' documents for ``query`` (0 where none matches).
+
+        The values are the floats :meth:`search` gives the same documents (every
+        query term's part, added in term-id order), without ranking anything.
+        """
+        labels = np.asarray(labels, np.int64)
+        n_docs = self._n_docs
+        terms = (stem(w) for w in query_terms(query))
+        ids = sorted({self._terms[t] for t in terms if t in self._terms})
+        if not len(labels) or not ids or not n_docs:
+            return np.zeros(len(labels), np.float32)
+        w_own, w_ctx = weights or self.weights
+        avg = self._total_length / n_docs
+        allowed = np.zeros(int(labels.max()) + 1, np.bool_)
+        allowed[labels] = True
+        sums = np.zeros(len(allowed), np.float64)
+        for tid in ids:
+            if int(self._df.data[tid]) > 0:
+                found, parts = self._term_scores(tid, w_own, w_ctx, avg, n_docs, allowed)
+                np.add.at(sums, found, parts)  # a term's live postings name each label once
+        out: FloatMatrix = sums[labels].astype(np.float32)
+        return out
+
+    def _idf(self, tid: int, n_docs: int) -> float:
+        df = int(self._df.data[tid])
+        return max(math.log((n_docs - df + 0.5) / (df + 0.5)), 1e-6)
+
+    def _norm(self, avg: float) -> np.ndarray:
+        """``k1 * (1 - b + b * length / avg)`` of every label, kept until the next write.
+
+        Each posting gathers its document's from here: the same float per element
+        as computing it per posting, at one gather instead of a gather and three
+        passes over the postings of every query term.
+        """
+        if self._norms is None or self._norms[0] != avg:
+            lengths = self._length.view
+            self._norms = (avg, self.K1 * (1.0 - self.B + self.B * lengths / avg))
+        return self._norms[1]
+
+    def _term_scores(
         self,
-        terms: Sequence[int],
+        tid: int,
         w_own: float,
         w_ctx: float,
         avg: float,
         n_docs: int,
         allowed: BoolArray | None,
+        within: BoolArray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Labels matching any of ``terms`` and their BM25 sums."""
-        all_labels, all_scores = [], []
-        for tid in terms:
-            df = int(self._df.data[tid])
-            if df <= 0:
-                continue
-            post = self._postings[tid]
-            labels = post.labels.view
-            keep: np.ndarray | None = None
-            if self._stale_of.data[tid]:
-                keep = post.gen.view == self._gen.data[labels]
-            if allowed is not None:
-                if len(allowed) >= self._gen.n:
-                    ok = allowed[labels]
-                else:
-                    inside = labels < len(allowed)
-                    ok = inside.copy()
-                    ok[inside] = allowed[labels[inside]]
-                keep = ok if keep is None else keep & ok
-            own, ctx = post.own.view, post.ctx.view
-            if keep is not None:
-                labels, own, ctx = labels[keep], own[keep], ctx[keep]
+        """A term's live postings among ``allowed`` (and ``within``): labels, BM25 parts.
+
+        The arithmetic (and so every float) is the same whichever postings are kept.
+        """
+        post = self._postings[tid]
+        # int32 on the posting, intp to index with: numpy gathers and scatters with
+        # its own index type at twice the speed of int32 (which it converts each time).
+        labels = post.labels.view.astype(np.intp)
+        own, ctx = post.own.view, post.ctx.view
+        if within is not None:
+            at = np.flatnonzero(within[labels])
+            labels, own, ctx = labels[at], own[at], ctx[at]
+            gens = post.gen.view[at]
+        else:
+            gens = post.gen.view
+        keep: np.ndarray | None = None
+        if self._stale_of.data[tid]:
+            keep = gens == self._gen.data[labels]
+        if allowed is not None:
+            if len(allowed) >= self._gen.n:
+                ok = allowed[labels]
+            else:
+                inside = labels < len(allowed)
+                ok = inside.copy()
+                ok[inside] = allowed[labels[inside]]
+            keep = ok if keep is None else keep & ok
+        if keep is not None:
+            labels, own, ctx = labels[keep], own[keep], ctx[keep]
+        tf = w_own * own + w_ctx * ctx
+        norm = self._norm(avg)[labels]
+        scores = self._idf(tid, n_docs) * tf * (self.K1 + 1.0) / (tf + norm)
+        return labels, scores.astype(np.float64)
+
+    def _bound(self, tid: int, w_own: float, w_ctx: float, avg: float, n_docs: int) -> float:
+        """An upper bound on the term's BM25 part in any document (for pruning).
+
+        The term's largest ``tf / (tf + norm)`` is kept per weights until the term
+        gets new postings; removals only lower it. When the average length has
+        grown since, each norm shrank by at most the ratio of the averages.
+        """
+        kept = self._bounds.setdefault(tid, {})
+        known = kept.get((w_own, w_ctx))
+        if known is None:
+            labels, scores = self._term_scores(tid, w_own, w_ctx, avg, n_docs, None)
+            share = float(scores.max()) / (self._idf(tid, n_docs) * (self.K1 + 1.0))
+            known = kept[(w_own, w_ctx)] = (share if len(labels) else 0.0, avg)
+        share, then = known
+        # float32 products in the parts (see _term_scores): a relative margin of 1e-6.
+        return (
+            self._idf(tid, n_docs)
+            * (self.K1 + 1.0)
+            * share
+            * max(1.0, avg / then)
+            * (1.0 + _BOUND_MARGIN)
+        )
+
+    def _top(
+        self,
+        terms: Sequence[int],
+        k: int,
+        w_own: float,
+        w_ctx: float,
+        avg: float,
+        n_docs: int,
+        allowed: BoolArray | None,
+        scored: dict[int, tuple[np.ndarray, np.ndarray]],
+    ) -> tuple[IntArray, np.ndarray, bool]:
+        """The best ``k`` labels matching any of ``terms``, their BM25 sums, and whether
+        at least ``k`` documents match.
+
+        Max-score pruning, exact: the terms are scored from the highest bound down,
+        each in bulk over its postings, until the k-th best partial sum beats what
+        the terms left could give a document they have not yet scored; from then
+        on the terms are scored only on the documents that can still reach the
+        k-th place. The sums are then added up again in term-id order, over the
+        documents left, so every score is the float an unpruned sum gives.
+        ``scored`` keeps each term's parts over all its postings, for another call
+        with the same arguments and more terms.
+        """
+        live = [t for t in terms if int(self._df.data[t]) > 0]
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.float64), False)
+        if not live:
+            return empty
+        size = self._gen.n
+        bounds = {t: self._bound(t, w_own, w_ctx, avg, n_docs) for t in live}
+        order = sorted(live, key=lambda t: (-bounds[t], t))
+        remaining = math.fsum(bounds.values())
+        acc = np.zeros(size, np.float64)
+        seen = np.zeros(size, np.bool_)
+        cand: BoolArray | None = None
+        theta = -math.inf
+        parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for tid in order:
+            remaining = max(remaining - bounds[tid], 0.0)
+            if cand is None and tid in scored:
+                labels, scores = scored[tid]
+            else:
+                labels, scores = self._term_scores(tid, w_own, w_ctx, avg, n_docs, allowed, cand)
+                if cand is None:
+                    scored[tid] = (labels, scores)
+            parts[tid] = (labels, scores)
             if not len(labels):
                 continue
-            tf = w_own * own + w_ctx * ctx
-            idf = max(math.log((n_docs - df + 0.5) / (df + 0.5)), 1e-6)
-            norm = self.K1 * (1.0 - self.B + self.B * self._length.data[labels] / avg)
-            all_labels.append(labels)
-            all_scores.append(idf * tf * (self.K1 + 1.0) / (tf + norm))
-        if not all_labels:
-            return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        if len(all_labels) == 1:
-            return all_labels[0].astype(np.int64), all_scores[0].astype(np.float64)
-        labels = np.concatenate(all_labels)
-        contrib = np.concatenate(all_scores).astype(np.float64)
-        if _BINCOUNT_SHARE * len(labels) >= self._gen.n:
-            # Dense sums: O(labels + postings), no sort. Summed in the order
-            # unique's bincount sums them (posting order), so the floats agree.
-            size = self._gen.n
-            hits = np.bincount(labels, minlength=size)
-            sums = np.bincount(labels, weights=contrib, minlength=size)
-            found = np.flatnonzero(hits)
-            return found.astype(np.int64), sums[found]
-        found, inverse = np.unique(labels, return_inverse=True)
-        return found.astype(np.int64), np.bincount(inverse, weights=contrib, minlength=len(found))
+            np.add.at(acc, labels, scores)  # a term's live postings name each label once
+            if cand is None:
+                seen[labels] = True
+            if len(labels) >= k:
+                # k documents have at least this partial sum: a floor of the k-th best.
+                part = acc[labels]
+                theta = max(theta, float(np.partition(part, len(part) - k)[len(part) - k]))
+            slack = _SLACK * (abs(theta) + remaining + 1.0)
+            if theta > remaining + slack:
+                # A document below theta - remaining now cannot reach the k-th place.
+                floor = theta - remaining - slack
+                cand = (seen if cand is None else cand) & (acc >= floor)
+        pruned = cand is not None
+        keep = cand if cand is not None else seen
+        found = np.flatnonzero(keep)
+        if not len(found):
+            return empty
+        sums = np.zeros(size, np.float64)
+        for tid in sorted(parts):
+            labels, scores = parts[tid]
+            if pruned:
+                at = np.flatnonzero(keep[labels])
+                labels, scores = labels[at], scores[at]
+            np.add.at(sums, labels, scores)
+        values = sums[found]
+        enough = pruned or len(found) >= k
+        if len(found) > k:
+            kth = np.partition(values, len(values) - k)[len(values) - k]
+            at = np.flatnonzero(values >= kth)
+            found, values = found[at], values[at]
+        best = np.lexsort((found, -values))[:k]
+        return found[best].astype(np.int64), values[best], enough
 
 
 class AgentLexicon:
@@ -531,17 +673,11 @@ class AgentLexicon:
         self._created.trim()
         self._ordered.trim()
 
-    def session_scores(self, query: str, codes: Iterable[int]) -> dict[int, float]:
-        """BM25 of each given session's document for ``query`` (0 where it does not match).
+    def session_scores(self, query: str, codes: IntArray) -> FloatMatrix:
+        """BM25 of each given session's document for ``query``, aligned with ``codes``
+        (0 where it does not match).
 
-        Only the given sessions are scored (the others are masked out of the search).
+        Only the given sessions are scored; every query term counts, the terms in
+        most session documents too (as for a search over all sessions).
         """
-        wanted = sorted(set(codes))
-        if not wanted:
-            return {}
-        allowed = np.zeros(wanted[-1] + 1, np.bool_)
-        allowed[wanted] = True
-        # k past the number of sessions: every match comes back, and terms in most
-        # session documents are scored too (as for a search over all sessions).
-        scores, found = self.sessions.search(query, len(wanted) + 1, allowed)
-        return dict(zip(found.tolist(), scores.tolist(), strict=True))
+        return self.sessions.scores(query, codes)

@@ -342,7 +342,8 @@ class FlatIndex:
 class HNSWIndex:
     """Approximate search on an HNSW graph (inner product on unit vectors).
 
-    Internal FAISS ids are insertion positions; ``_labels`` maps them to labels.
+    Internal FAISS ids are insertion positions; ``_labels`` maps them to labels
+    and ``_pos`` (an array indexed by label, -1 for none) back.
     Removed nodes stay in the graph as tombstones, masked out of every search,
     until they reach a quarter of the graph and it is rebuilt from the live nodes.
 
@@ -383,7 +384,8 @@ class HNSWIndex:
         self.index.hnsw.efConstruction = self.ef_construction
         self._labels = np.zeros(0, dtype=np.int64)
         self._alive = np.zeros(0, dtype=bool)
-        self._pos: dict[int, int] = {}
+        self._pos = np.zeros(0, dtype=np.int64)
+        self._live = 0
         self._tuned_size = 0
         self._params: dict[int, faiss.SearchParametersHNSW] = {}
         """Selector-free search parameters by beam width (see :meth:`_beam`)."""
@@ -428,9 +430,10 @@ class HNSWIndex:
         labels = np.asarray(labels, dtype=np.int64)
         out._alive = labels >= 0
         out._labels = np.where(out._alive, labels, 0)
-        out._pos = {int(label): i for i, label in enumerate(labels.tolist()) if label >= 0}
-        if len(out._pos) != int(out._alive.sum()):
+        live = labels[out._alive]
+        if len(np.unique(live)) != len(live):
             raise ValidationError("a label appears twice among the restored graph's nodes")
+        out._set_positions(live, np.flatnonzero(out._alive))
         out.tuning = tuning
         out._tuned_size = tuning.size if tuning is not None else 0
         if out.tombstones > _TOMBSTONE_REBUILD * max(int(out.index.ntotal), 1):
@@ -462,23 +465,41 @@ class HNSWIndex:
         hnsw = self.index.hnsw
         graph = 4 * int(hnsw.neighbors.size()) + 8 * int(hnsw.offsets.size())
         graph += 4 * int(hnsw.levels.size())
-        own = self._labels.nbytes + self._alive.nbytes + sys.getsizeof(self._pos)
-        own += len(self._pos) * _INT_BYTES
+        own = self._labels.nbytes + self._alive.nbytes + self._pos.nbytes
         return n * 4 * self.dim + graph + own
 
     def __len__(self) -> int:
-        return len(self._pos)
+        return self._live
 
     @property
     def tombstones(self) -> int:
-        return int(self.index.ntotal) - len(self._pos)
+        return int(self.index.ntotal) - self._live
+
+    def _positions(self, labels: IntArray) -> IntArray:
+        """Each label's graph position, -1 for a label not in the index."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if not len(self._pos):
+            return np.full(len(labels), -1, np.int64)
+        inside = (labels >= 0) & (labels < len(self._pos))
+        return np.where(inside, self._pos[np.where(inside, labels, 0)], -1)
+
+    def _set_positions(self, labels: IntArray, positions: np.ndarray) -> None:
+        """Point ``labels`` at graph ``positions`` (the label -> position array grows)."""
+        if len(labels) and int(labels.max()) >= len(self._pos):
+            grown = np.full(max(int(labels.max()) + 1, 2 * len(self._pos)), -1, np.int64)
+            grown[: len(self._pos)] = self._pos
+            self._pos = grown
+        fresh = self._pos[labels] < 0
+        self._pos[labels] = positions
+        self._live += len(np.unique(labels[fresh]))
 
     def add(self, labels: IntArray, vectors: FloatMatrix) -> None:
         if not len(labels):
             return
         labels = np.asarray(labels, dtype=np.int64)
-        if any(int(label) in self._pos for label in labels):
-            self.remove(np.array([x for x in labels if int(x) in self._pos], dtype=np.int64))
+        known = self._positions(labels) >= 0
+        if known.any():
+            self.remove(labels[known])
         _add_tuned(self, self._insert, labels, vectors)
 
     def _insert(self, labels: IntArray, vectors: FloatMatrix) -> None:
@@ -487,7 +508,7 @@ class HNSWIndex:
             self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         self._labels = np.concatenate([self._labels, labels])
         self._alive = np.concatenate([self._alive, np.ones(len(labels), dtype=bool)])
-        self._pos.update({int(label): start + i for i, label in enumerate(labels)})
+        self._set_positions(labels, start + np.arange(len(labels), dtype=np.int64))
 
     def tune(self, queries: FloatMatrix | None = None) -> Tuning | None:
         """Set ``ef_search`` to the narrowest beam that keeps the recall target.
@@ -543,10 +564,12 @@ class HNSWIndex:
         return tuning
 
     def remove(self, labels: IntArray) -> None:
-        for label in labels:
-            pos = self._pos.pop(int(label), None)
-            if pos is not None:
-                self._alive[pos] = False
+        labels = np.unique(np.asarray(labels, dtype=np.int64))
+        pos = self._positions(labels)
+        known = pos >= 0
+        self._alive[pos[known]] = False
+        self._pos[labels[known]] = -1
+        self._live -= int(known.sum())
         if self.tombstones > _TOMBSTONE_REBUILD * max(int(self.index.ntotal), 1):
             self.rebuild()
 
@@ -560,7 +583,9 @@ class HNSWIndex:
             self.add(labels, vectors)
 
     def vectors(self, labels: IntArray) -> FloatMatrix:
-        pos = np.array([self._pos[int(x)] for x in labels], dtype=np.int64)
+        pos = self._positions(labels)
+        if (pos < 0).any():
+            raise KeyError(int(np.asarray(labels)[pos < 0][0]))
         return np.asarray(self._storage().reconstruct_batch(pos), dtype=np.float32)
 
     def _storage(self) -> faiss.IndexFlat:
@@ -570,7 +595,7 @@ class HNSWIndex:
         self, query: FloatMatrix, k: int, allowed: BoolArray | None = None
     ) -> tuple[FloatMatrix, IntArray]:
         ntotal = int(self.index.ntotal)
-        if allowed is None and ntotal == len(self._pos) and ntotal >= k and not self.exhaustive:
+        if allowed is None and ntotal == self._live and ntotal >= k and not self.exhaustive:
             # The common case, kept lean: nothing to exclude (no selector, whose
             # checks slow the walk) and at least k nodes, so the beam fills every slot.
             scores, pos = self.index.search(query, k, params=self._beam(k))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -18,6 +19,10 @@ def clustered(n: int, dim: int, *, seed: int, clusters: int = 64) -> np.ndarray:
     x = centres[rng.integers(clusters, size=n)] + 0.6 * rng.normal(size=(n, 24))
     x = x @ basis + 0.05 * rng.normal(size=(n, dim))
     x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
@@ -71,6 +76,21 @@ def test_removed_vectors_never_come_back(kind: str) -> None:
     assert not np.isin(found, gone).any()
     _, self_hit = index.search(x[1:200:2], 1)
     assert (self_hit[:, 0] == labels[1:200:2]).mean() > 0.95
+
+
+def test_hnsw_tombstones_stay_out_of_an_unfiltered_search() -> None:
+    """A few removals (below the rebuild threshold) leave tombstones in the graph: a
+    search with no filter must still skip them, whatever k."""
+    x = clustered(400, 16, seed=6)
+    index = HNSWIndex(16)
+    index.add(np.arange(len(x), dtype=np.int64), x)
+    gone = np.array([0, 7, 99, 250, 399], dtype=np.int64)
+    index.remove(gone)
+    assert index.tombstones == len(gone)
+    for k in (1, 10, 64):
+        _, found = index.search(x[gone], k)
+        assert not np.isin(found, gone).any()
+        assert (found >= 0).all()
 
 
 def test_sparse_filter_returns_k_when_k_match() -> None:
@@ -147,3 +167,50 @@ def test_tuning_follows_growth_and_is_seeded() -> None:
     assert a.tunings == 2 and a.tuning is not None and a.tuning.size == 600
     assert not a.tuning.held_out
     assert a.tuning == b.tuning
+
+
+def test_hnsw_label_positions_follow_add_remove_rebuild_and_restore() -> None:
+    rng = np.random.default_rng(3)
+    vecs = _unit(rng.normal(size=(300, 16)).astype(np.float32))
+    ix = HNSWIndex(16)
+    labels = rng.permutation(1000)[:300].astype(np.int64)
+    truth = dict(zip(labels.tolist(), vecs, strict=True))
+
+    def check(index: HNSWIndex) -> None:
+        live = np.array(sorted(truth), dtype=np.int64)
+        assert len(index) == len(live)
+        np.testing.assert_allclose(index.vectors(live), np.stack([truth[x] for x in live]))
+        nodes = index.node_labels()
+        assert sorted(nodes[nodes >= 0].tolist()) == live.tolist()
+
+    ix.add(labels[:200], vecs[:200])
+    ix.add(labels[200:], vecs[200:])
+    check(ix)
+    # Re-adding a label moves it to a new node; the old one is a tombstone.
+    again = labels[:10]
+    fresh = _unit(rng.normal(size=(10, 16)).astype(np.float32))
+    ix.add(again, fresh)
+    truth.update(zip(again.tolist(), fresh, strict=True))
+    check(ix)
+    assert ix.tombstones == 10
+    gone = labels[50:60]
+    ix.remove(np.concatenate([gone, gone[:3], [5000]]))  # repeats and unknown labels
+    for x in gone.tolist():
+        del truth[x]
+    check(ix)
+    with pytest.raises(KeyError):
+        ix.vectors(gone[:1])
+    restored = HNSWIndex.restore(
+        faiss.deserialize_index(faiss.serialize_index(ix.index)),
+        ix.node_labels(),
+        ef_search=ix.ef_search,
+        tuning=None,
+        recall_target=None,
+    )
+    check(restored)
+    ix.rebuild()
+    assert ix.tombstones == 0
+    check(ix)
+    for index in (ix, restored):
+        _, found = index.search(vecs[100:101], 1)
+        assert int(found[0, 0]) == int(labels[100])
