@@ -40,6 +40,9 @@ GROUPS = (None, "session")
 _DECIMALS = 6
 """Relevance is rounded to this many decimals, so ties in exact arithmetic break by id."""
 _SLACK = 1e-9
+_USED_OUTSIDE = 256
+"""The most memories outside the dense pool scored exactly for their use, before the
+pool widens instead (see ``Recall._used_outside``)."""
 """A score must beat the bound on the memories outside the pool by this much (scores are O(1))."""
 
 
@@ -353,8 +356,9 @@ class Recall:
             access.fill(0.0)
         return score, parts
 
-    def _headroom(self, view: AgentView, ref: float) -> float:
-        """The most the non-similarity parts can add to any memory's score.
+    def _headroom(self, view: AgentView, ref: float, *, count: int | None = None) -> float:
+        """The most the non-similarity parts can add to the score of a memory used at
+        most ``count`` times (default: the agent's most used memory's count).
 
         No memory is more recent than the newest, more important than the most
         important or more used than the most used (aggregates kept on write).
@@ -362,9 +366,48 @@ class Recall:
         w = self.settings.weights
         age = max(ref - view.newest_time(), 0.0)
         recency = 0.5 ** (age / (w.half_life_days * 86400.0))
-        access = 1.0 - math.exp(-view.max_access() / w.access_scale)
+        used = view.max_access() if count is None else count
+        access = 1.0 - math.exp(-used / w.access_scale)
         top: float = w.recency * recency + w.importance * view.max_importance() + w.access * access
         return top
+
+    def _used_outside(
+        self,
+        view: AgentView,
+        qvec: FloatMatrix,
+        labels: np.ndarray,
+        allowed: BoolArray | None,
+        margin: float,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The memories outside the pool that only their use could lift past the k-th.
+
+        ``margin`` is what the access part must add, beyond the bound on every other
+        part, for a memory no more similar than the pool's least to beat the k-th:
+        only memories used more than the count whose access part is ``margin`` can.
+        Their labels and exact similarities, when there are at most
+        :data:`_USED_OUTSIDE` of them (else None: the pool widens instead). Most
+        memories are never or rarely recalled, so a few heavily used ones no longer
+        widen the pool for every query near them.
+        """
+        w = self.settings.weights
+        if w.access <= 0.0:
+            return None
+        need = margin / w.access
+        if need >= 1.0:  # no count lifts the access part that far
+            return np.zeros(0, np.int64), np.zeros(0)
+        # access part 1 - exp(-c / scale) > need  <=>  c > -scale * log(1 - need); the
+        # tolerance keeps a count at the boundary in (an extra candidate is harmless).
+        above = -w.access_scale * math.log1p(-need) - 1e-6
+        found = np.flatnonzero(view.access.view > above)
+        found = found[view.alive.view[found]]
+        if allowed is not None:
+            found = found[found < len(allowed)]
+            found = found[allowed[found]]
+        found = np.setdiff1d(found, labels, assume_unique=True)
+        if len(found) > _USED_OUTSIDE:
+            return None
+        sims = view.vectors(found) @ qvec if len(found) else np.zeros(0)
+        return found.astype(np.int64), np.round(sims.astype(np.float64), _DECIMALS)
 
     def _exact_dense(
         self,
@@ -385,10 +428,13 @@ class Recall:
         more important than the most important or more used than the most used
         (aggregates kept on write), so on memories alike in those the pool
         rarely widens, where a bound of 1 for each part widened it to the whole
-        agent whenever similarities were close.
+        agent whenever similarities were close. When only the access part breaks
+        the bound, the few memories used enough to matter are scored exactly
+        instead (:meth:`_used_outside`).
         """
         w = self.settings.weights
         headroom = self._headroom(view, ref)
+        unused = self._headroom(view, ref, count=0)
         depth = min(n_ok, max(4 * k, k + 32))
         while True:
             sims, labels = self._dense_search(view, qvec, depth, allowed)
@@ -402,8 +448,20 @@ class Recall:
                 len(scores) - min(k, len(scores))
             ]
             # The slack keeps rounding (sums in another order) from passing a tie.
-            if kth > w.similarity * float(sims.min()) + headroom + _SLACK:
+            floor = w.similarity * float(sims.min())
+            if kth > floor + headroom + _SLACK:
                 break
+            if kth > floor + unused + _SLACK:
+                used = self._used_outside(
+                    view, qvec, labels, allowed, kth - floor - unused - _SLACK
+                )
+                if used is not None:
+                    if len(used[0]):
+                        labels = np.concatenate([labels, used[0]])
+                        sims = np.concatenate([sims, used[1]])
+                        cands = _Candidates(labels=labels, sims=sims, relevance=sims)
+                        scored = self._scores(view, cands, ref)
+                    break
             depth = min(n_ok, 4 * depth)
         return self._rank(view, cands, k, ref, record, scored)
 

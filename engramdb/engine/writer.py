@@ -176,6 +176,13 @@ class Writer:
         """Store new values of existing memories whose text (so vector) is unchanged."""
         if not memories:
             return
+        seen: set[str] = set()
+        for m in memories:
+            if m.id in seen:
+                raise ValidationError(
+                    f"memory {m.id!r} is given twice; pass each memory once, with its final values"
+                )
+            seen.add(m.id)
         data = pa.table(
             {
                 "id": [m.id for m in memories],

@@ -41,6 +41,7 @@ CASES: list[tuple[str, Callable[[MemoryEngine, str], object]]] = [
     ("metadata dollar key", lambda e, mid: e.add("x", agent="a", metadata={"$gt": 1})),
     ("nested dotted key", lambda e, mid: e.add("x", agent="a", metadata={"u": [{"x.y": 1}]})),
     ("update dotted key", lambda e, mid: e.update(mid, metadata={"a.b": 1})),
+    ("replace_records twice", lambda e, mid: e.replace_records([e.get(mid), e.get(mid)])),
 ]
 
 

@@ -86,3 +86,39 @@ def test_recall_matches_brute_force_when_the_other_parts_outweigh_similarity(
             for _ in range(12):
                 eng.recall(q, agent="a", k=3, mode="dense")
         check()
+
+
+def test_heavily_used_memories_outside_the_pool_are_scored_not_lost(tmp_path: Path) -> None:
+    """Tightly packed similarities and a few much-used memories just below them: only
+    their use can lift them into the top k, which must match brute force (with and
+    without a filter) however the engine finds them."""
+    rng = np.random.default_rng(5)
+    dim = 32
+    weights = ScoringWeights(recency=0.0, importance=0.0, access=0.05)
+    with MemoryEngine.open(
+        tmp_path / "store", embedder="hashing", index="flat", settings=Settings(weights=weights)
+    ) as eng:
+        eng_dim = eng.embedder.dim
+        centre = rng.normal(size=dim)
+        base = centre + 0.05 * rng.normal(size=(1500, dim))  # similarities within ~0.01
+        items = [
+            {"text": f"memory {i}", "vector": np.pad(base[i], (0, eng_dim - dim))}
+            for i in range(1500)
+        ]
+        memories = eng.add_many(items, agent="a")
+        query = np.pad(centre, (0, eng_dim - dim))
+        sims = base @ centre / (np.linalg.norm(base, axis=1) * np.linalg.norm(centre))
+        # Much used: some far below the first pool (rank 200 on), a few widely used.
+        order = np.argsort(-sims)
+        heavy = [memories[int(i)] for i in order[200:1500:100]]
+        used = [m.model_copy(update={"access_count": 60}) for m in heavy]
+        heavy_ids = {m.id for m in heavy}
+        light = [memories[int(i)] for i in order[50:1500:3]]
+        used += [m.model_copy(update={"access_count": 1}) for m in light if m.id not in heavy_ids]
+        eng.replace_records(used)
+        hits = eng.recall(query, agent="a", k=10, mode="dense", record_access=False)
+        expected = _brute_force(eng, query, 10)
+        assert [h.memory.id for h in hits] == expected
+        assert {m.id for m in heavy} & set(expected)  # the case is the one meant
+        hits = eng.recall(query, agent="a", k=5, mode="dense", record_access=False)
+        assert [h.memory.id for h in hits] == expected[:5]
