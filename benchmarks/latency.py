@@ -469,9 +469,63 @@ def query_worker(spec: dict[str, Any], d: Path, base: np.ndarray, t_start: float
     text_items = text_queries[warm : warm + spec["text_queries"]]
     samples = timed(system.search_text, text_items, warmup=text_warm, max_seconds=cap)
     out["text"] = percentiles(samples)
+    if variant == "engramdb-auto":  # before text_modes, which primes the embeddings
+        target = max(TUNED_RECALL, out["recall_at_10"])
+        artefact = d / builder_of("faiss-hnsw")
+        tune = (queries[warm:], truth[warm:], target)
+        floor = text_floor(system, artefact, tune, text_warm, text_items)
+        if floor is not None:
+            out["text_floor"] = floor
     if system.search_text_mode is not None and system.prime is not None:
         out["text_modes"] = text_modes(system, text_warm, text_items)
     system.close()
+    return out
+
+
+def text_floor(
+    system: Any,
+    artefact: Path,
+    tune: tuple[np.ndarray, np.ndarray, float],
+    warm: list[str],
+    items: list[str],
+) -> dict[str, Any] | None:
+    """Recall by text against its floor in this process: the bundled model's query
+    embedding plus raw FAISS HNSW (the same graph as ``faiss-hnsw-tuned``, at the
+    cheapest efSearch reaching the recall@10 of ``tune``: queries, their exact top
+    10, the target), text by text in alternating order.
+
+    The floor's own process runs minutes apart from engramdb's, and on a shared
+    machine the model's time moves more between them than the search adds; here
+    both see the same moments. None when the FAISS artefact was not built.
+    """
+    import faiss
+    from systems import K, tune_ef_search
+
+    path = artefact / "index.faiss"
+    if not path.exists():
+        return None
+    index = faiss.read_index(str(path))
+    ef, _ = tune_ef_search(index, *tune)
+    index.hnsw.efSearch = ef
+    model = query_model()
+
+    def floor(text: str) -> None:
+        vec = np.ascontiguousarray(model.embed([text])[0][None, :], dtype=np.float32)
+        index.search(vec, K)
+
+    calls = (("engramdb", system.search_text), ("floor", floor))
+    for text in warm:
+        for _, fn in calls:
+            fn(text)
+    samples: dict[str, list[float]] = {name: [] for name, _ in calls}
+    for i, text in enumerate(items):
+        for name, fn in calls if i % 2 == 0 else calls[::-1]:
+            t0 = time.perf_counter()
+            fn(text)
+            samples[name].append(time.perf_counter() - t0)
+    out: dict[str, Any] = {name: percentiles(samples[name]) for name, _ in calls}
+    out["ratio_p50"] = out["engramdb"]["p50"] / out["floor"]["p50"]
+    out["ef_search"] = ef
     return out
 
 
@@ -855,7 +909,16 @@ def target_rows(results: dict[str, Any]) -> list[list[Any]]:
             add("vector p50 ms / Chroma", p50, chroma, r, "<= 0.3", r and r <= 0.3)
         text, peer = _get(e, "text", "p50"), _get(f, "text", "p50")
         r = _ratio(text, peer)
-        add("text p50 ms / model + FAISS", text, peer, r, "<= 1.1", r and r <= 1.1)
+        same = e.get("text_floor")
+        if same:
+            mine, floor = same["engramdb"]["p50"], same["floor"]["p50"]
+            ratio = same["ratio_p50"]
+            what = "text p50 ms / model + FAISS (one process, alternating)"
+            add(what, mine, floor, ratio, "<= 1.1", ratio <= 1.1)
+            what = "text p50 ms / model + FAISS (separate processes): reference"
+            add(what, text, peer, r, "-", None)
+        else:
+            add("text p50 ms / model + FAISS", text, peer, r, "<= 1.1", r and r <= 1.1)
         mine, raw = e.get("bytes_per_memory"), f.get("bytes_per_memory")
         kb = None if mine is None else mine / 1e3
         add(
