@@ -44,12 +44,12 @@ _KIND_CODE = {k: np.int8(i) for i, k in enumerate(_KINDS)}
 _NO_EXPIRY = np.inf
 
 _TEXT_SAMPLE = 256
-MEMORY_OVERHEAD_BYTES = 1024
-"""Python objects per memory besides its text and the arrays: id maps, the
-lexical postings, the index's label map. From a breakdown of a 100k-memory view
-(lexical postings about 0.56 KB, id strings and maps about 0.3 KB, the HNSW label
-map about 0.1 KB). The Poincaré ball index and the hierarchy, built on demand,
-are not counted."""
+MEMORY_OVERHEAD_BYTES = 880
+"""Python objects per memory besides its text and the arrays: id maps and the
+lexical postings. From a breakdown of a 100k-memory view (lexical postings about
+0.56 KB, id strings and maps about 0.3 KB). The HNSW label map is an array the
+index counts itself (it was a dict of Python ints, about 0.1 KB, counted here).
+The Poincaré ball index and the hierarchy, built on demand, are not counted."""
 
 
 _NO_VECTORS = np.zeros((0, 0), np.float32)
