@@ -161,6 +161,13 @@ class Settings(CheckedSettings):
     access_flush_interval: float = Field(1.0, ge=0.0)
     """Seconds at least between two background writes of access counts: a busy engine
     writes them about once a second, so few recalls share the machine with a write."""
+    access_flush_idle: float = Field(0.02, ge=0.0)
+    """Seconds with no recall running that a background write of access counts waits
+    for (0: no wait). A recall beside a write runs several times slower (they share
+    the interpreter lock), so writes go between bursts of recall."""
+    access_flush_max_wait: float = Field(5.0, ge=0.0)
+    """The longest a background write waits for such a pause: under unbroken load the
+    counts still go out this often (a killed process loses at most these seconds')."""
     version_retention: timedelta = Field(
         timedelta(seconds=DEFAULT_VERSION_RETENTION_SECONDS), ge=timedelta(0)
     )

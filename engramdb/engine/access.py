@@ -3,13 +3,21 @@
 Recall never writes to the store. It bumps the counts in the agent's view (the
 truth while the engine is open) and notes which memories changed in a bounded
 buffer; once the buffer holds ``flush_every`` memories a background thread
-appends their absolute counts to the store's access log
+waits for a pause in recall (``idle`` seconds with no recall running, at most
+``max_wait``) and appends their absolute counts to the store's access log
 (:mod:`engramdb.store.access`) in one commit, a write whose cost follows the
 batch, not the table. ``flush()`` and ``close()`` write what is left on the
 caller's thread. A killed process may lose the counts buffered since the last
 write, never a memory: the log only holds counts, and reads lay them over the
 memories table's. Once the log holds ``fold_rows`` rows, the background writer
 folds it into the memories table (see :meth:`MemoryTable.fold_access`).
+
+Why wait for a pause: a write is a few milliseconds of LanceDB work, but its
+Python side passes the interpreter lock back and forth with the query thread, so
+a recall running beside it takes several times as long (the tail of recall's
+latency was almost entirely such recalls). Agents recall in bursts; the write
+lands between them. Under load with no pause it still goes out after
+``max_wait``.
 
 Locks: the buffer has its own small lock, taken only around dict operations.
 A write holds the store's ``write_lock`` from reading the counts to committing
@@ -20,10 +28,11 @@ a deadlock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -64,6 +73,9 @@ class AccessLog:
         min_interval: Seconds at least between two background writes (``flush()``
             and ``close()`` write at once): under steady recall the counts go out
             about once per interval, however fast the buffer fills.
+        idle: Seconds with no recall running that the background writer waits for
+            before it writes (0: write at once).
+        max_wait: The longest the background writer waits for such a pause.
         read_only: A reader never writes: nothing is buffered, no thread starts.
         fold_rows: Access-log rows past which the background writer folds the log
             into the memories table (one join against every row).
@@ -77,6 +89,8 @@ class AccessLog:
         flush_every: int,
         capacity: int | None = None,
         min_interval: float = 0.0,
+        idle: float = 0.0,
+        max_wait: float = 0.0,
         read_only: bool = False,
         fold_rows: int = FOLD_ROWS,
     ) -> None:
@@ -86,6 +100,8 @@ class AccessLog:
         self.capacity = max(capacity or BUFFER_FACTOR * flush_every, flush_every)
         self.read_only = read_only
         self.min_interval = min_interval
+        self.idle = idle
+        self.max_wait = max_wait
         self.fold_rows = fold_rows
         self.dropped = 0
         """Accesses not buffered because the buffer was full."""
@@ -99,9 +115,24 @@ class AccessLog:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._running = 0
+        """Recalls running now (recall marks its start and end; see :meth:`busy`)."""
+        self._idle_since = time.monotonic()
 
     def __len__(self) -> int:
         return len(self._pending)
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """Mark a recall running: the background writer waits until none has run for
+        ``idle`` seconds. Two plain attribute writes; no lock (the engine's lock
+        serializes recalls, and a race only moves a write by one poll)."""
+        self._running += 1
+        try:
+            yield
+        finally:
+            self._running -= 1
+            self._idle_since = time.monotonic()
 
     def record(self, view: AgentView, labels: Sequence[int]) -> None:
         """Count one access of each label's memory; wake the writer when the buffer fills."""
@@ -168,6 +199,8 @@ class AccessLog:
             rest = last + self.min_interval - time.monotonic()
             if rest > 0 and self._stop.wait(rest):
                 return  # close() writes what is buffered
+            if self._wait_for_pause():
+                return
             last = time.monotonic()
             try:
                 self._write(hook=self.before_write)
@@ -176,6 +209,20 @@ class AccessLog:
             except EngramError as exc:  # kept buffered; the next write tries again
                 self.error = exc
                 log.warning("could not write access counts to %s: %s", self.store.root, exc)
+
+    def _wait_for_pause(self) -> bool:
+        """Wait until no recall has run for ``idle`` seconds, or ``max_wait`` passed;
+        True when the log is closing instead (``close()`` writes what is buffered)."""
+        if self.idle <= 0.0:
+            return False
+        deadline = time.monotonic() + self.max_wait
+        while True:
+            now = time.monotonic()
+            quiet = 0.0 if self._running else now - self._idle_since
+            if quiet >= self.idle or now >= deadline:
+                return False
+            if self._stop.wait(min(self.idle - quiet, deadline - now)):
+                return True
 
     def _write(self, hook: Callable[[], None] | None = None) -> Commit | None:
         with self.store.write_lock:

@@ -140,6 +140,8 @@ class MemoryEngine:
             self._views,
             flush_every=settings.access_flush_every,
             min_interval=settings.access_flush_interval,
+            idle=settings.access_flush_idle,
+            max_wait=settings.access_flush_max_wait,
             read_only=read_only,
         )
         if not read_only:
@@ -611,7 +613,7 @@ class MemoryEngine:
         check_where(where)
         if kinds is not None and (isinstance(kinds, str) or not isinstance(kinds, Iterable)):
             raise ValidationError(f"kinds {kinds!r:.60} must be a list of kinds, e.g. ['semantic']")
-        with self._mutex:
+        with self._mutex, self._access.busy():
             self._check_open()
             return self._recall(query_args)
 

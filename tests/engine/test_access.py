@@ -145,3 +145,68 @@ def test_background_writes_wait_out_the_interval_and_close_does_not(store_path: 
     assert not closer.is_alive(), "close() waited for the interval"
     with MemoryEngine.open(store_path, embedder="hashing") as again:
         assert sum(_stored_counts(again).values()) == len(first) + len(second)
+
+
+def test_background_writes_wait_for_a_pause_in_recall(store_path: Path) -> None:
+    settings = Settings(
+        access_flush_every=1,
+        access_flush_interval=0.0,
+        access_flush_idle=0.2,
+        access_flush_max_wait=3600.0,
+    )
+    engine = MemoryEngine.open(store_path, embedder="hashing", settings=settings)
+    try:
+        engine.add_many(TEXTS, agent="a")
+        wrote = threading.Event()
+        engine._access.before_write = wrote.set
+        with engine._access.busy():  # a recall still running (as a long one would be)
+            hits = engine.recall("garden", agent="a", k=3)  # wakes the writer
+            assert not wrote.wait(1.0)  # no write while a recall runs
+            assert sum(_stored_counts(engine).values()) == 0
+        assert wrote.wait(HANG), "the writer never wrote after recall went quiet"
+        for _ in range(200):  # bounded: until the write has landed
+            if sum(_stored_counts(engine).values()) == len(hits):
+                break
+            threading.Event().wait(0.05)
+        assert sum(_stored_counts(engine).values()) == len(hits)
+    finally:
+        engine.close()
+
+
+def test_unbroken_recall_still_gets_its_counts_written_after_the_longest_wait(
+    store_path: Path,
+) -> None:
+    settings = Settings(
+        access_flush_every=1,
+        access_flush_interval=0.0,
+        access_flush_idle=3600.0,
+        access_flush_max_wait=0.3,
+    )
+    engine = MemoryEngine.open(store_path, embedder="hashing", settings=settings)
+    try:
+        engine.add_many(TEXTS, agent="a")
+        wrote = threading.Event()
+        engine._access.before_write = wrote.set
+        with engine._access.busy():  # never quiet for the hour the writer asks for
+            engine.recall("garden", agent="a", k=3)
+            assert wrote.wait(HANG), "the writer waited past access_flush_max_wait"
+    finally:
+        engine.close()
+    assert not _writer_threads()
+
+
+def test_close_does_not_wait_for_a_pause(store_path: Path) -> None:
+    settings = Settings(
+        access_flush_every=1, access_flush_idle=3600.0, access_flush_max_wait=3600.0
+    )
+    engine = MemoryEngine.open(store_path, embedder="hashing", settings=settings)
+    engine.add_many(TEXTS, agent="a")
+    with engine._access.busy():
+        hits = engine.recall("garden", agent="a", k=3)
+    closer = threading.Thread(target=engine.close)
+    with engine._access.busy():  # a recall "running" for the writer's whole wait
+        closer.start()
+        closer.join(HANG)
+    assert not closer.is_alive(), "close() waited for a pause in recall"
+    with MemoryEngine.open(store_path, embedder="hashing") as again:
+        assert sum(_stored_counts(again).values()) == len(hits)
