@@ -306,7 +306,10 @@ class Recall:
             floor = float(np.min(dense_sims)) if len(dense_sims) else 0.0
             sims = np.array([known.get(int(x), floor) for x in labels])
         else:
-            sims = view.vectors(labels) @ qvec
+            # In float64: a float32 product rounds by the row's place in the batch, so two
+            # equal vectors could differ in the sixth decimal, which min-max scaling
+            # of a narrow pool then magnifies.
+            sims = view.vectors(labels).astype(np.float64) @ qvec.astype(np.float64)
         return np.round(sims.astype(np.float64), _DECIMALS)
 
     def _lance_search(
