@@ -364,9 +364,11 @@ def open_variant(
 
 
 @functools.cache
+@functools.cache
 def row_numbers(artefact: Path) -> dict[str, int]:
     """engramdb's memory ids -> the base set's row numbers: the harness's own bookkeeping,
-    loaded before the memory baseline (it is not the engine's)."""
+    loaded before the memory baseline (it is not the engine's). One per artefact and
+    process: the searcher uses the map loaded then, not a second one after the baseline."""
     ids = json.loads((artefact / "ids.json").read_text())
     return {mid: i for i, mid in enumerate(ids)}
 
