@@ -164,7 +164,8 @@ class Settings(CheckedSettings):
     access_flush_idle: float = Field(0.02, ge=0.0)
     """Seconds with no recall running that a background write of access counts waits
     for (0: no wait). A recall beside a write runs several times slower (they share
-    the interpreter lock), so writes go between bursts of recall."""
+    the interpreter lock), so writes go between bursts of recall; a buffer half full
+    is written without waiting (a full one would drop counts)."""
     access_flush_max_wait: float = Field(5.0, ge=0.0)
     """The longest a background write waits for such a pause: under unbroken load the
     counts still go out this often (a killed process loses at most these seconds')."""

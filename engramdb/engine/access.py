@@ -55,6 +55,8 @@ BUFFER_FACTOR = 16
 """The buffer holds at most this many times ``flush_every`` memories by default."""
 FOLD_ROWS = 100_000
 """Access-log rows past which the background writer folds the log into the table."""
+_POLL = 0.05
+"""Seconds at most between two looks at the buffer while the writer waits for a pause."""
 FOLD_ON_CLOSE = 10_000
 """Access-log rows past which ``close()`` folds the log (below, the next open reads it)."""
 
@@ -211,17 +213,19 @@ class AccessLog:
                 log.warning("could not write access counts to %s: %s", self.store.root, exc)
 
     def _wait_for_pause(self) -> bool:
-        """Wait until no recall has run for ``idle`` seconds, or ``max_wait`` passed;
-        True when the log is closing instead (``close()`` writes what is buffered)."""
+        """Wait until no recall has run for ``idle`` seconds, ``max_wait`` passed, or the
+        buffer is half full (waiting longer would drop counts); True when the log is
+        closing instead (``close()`` writes what is buffered)."""
         if self.idle <= 0.0:
             return False
         deadline = time.monotonic() + self.max_wait
         while True:
             now = time.monotonic()
             quiet = 0.0 if self._running else now - self._idle_since
-            if quiet >= self.idle or now >= deadline:
+            full = 2 * len(self._pending) >= self.capacity
+            if quiet >= self.idle or now >= deadline or full:
                 return False
-            if self._stop.wait(min(self.idle - quiet, deadline - now)):
+            if self._stop.wait(min(self.idle - quiet, deadline - now, _POLL)):
                 return True
 
     def _write(self, hook: Callable[[], None] | None = None) -> Commit | None:

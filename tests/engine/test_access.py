@@ -210,3 +210,27 @@ def test_close_does_not_wait_for_a_pause(store_path: Path) -> None:
     assert not closer.is_alive(), "close() waited for a pause in recall"
     with MemoryEngine.open(store_path, embedder="hashing") as again:
         assert sum(_stored_counts(again).values()) == len(hits)
+
+
+def test_a_half_full_buffer_is_written_without_waiting_for_a_pause(store_path: Path) -> None:
+    settings = Settings(
+        access_flush_every=1,
+        access_flush_interval=0.0,
+        access_flush_idle=3600.0,
+        access_flush_max_wait=3600.0,
+    )
+    engine = MemoryEngine.open(store_path, embedder="hashing", settings=settings)
+    try:
+        engine.add_many(TEXTS, agent="a")
+        wrote = threading.Event()
+        log = engine._access
+        log.capacity = 8
+        log.before_write = wrote.set
+        with log.busy():  # recall never pauses for the hour the writer asks for
+            engine.recall("garden", agent="a", k=2)  # 2 of 8 buffered: the writer waits
+            assert not wrote.wait(1.0)
+            engine.recall("tomatoes", agent="a", k=6)  # half full or more: no more waiting
+            assert wrote.wait(HANG), "the writer waited with a half-full buffer"
+        assert log.dropped == 0
+    finally:
+        engine.close()
