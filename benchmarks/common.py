@@ -279,6 +279,19 @@ def rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
+def anon_bytes() -> int | None:
+    """Anonymous resident memory of this process (heap, not file-backed pages such as
+    library code first run); None where ``/proc/self/smaps_rollup`` is missing."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Anonymous:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 # -- command line -----------------------------------------------------------------------
 
 
