@@ -55,10 +55,10 @@ BUFFER_FACTOR = 16
 """The buffer holds at most this many times ``flush_every`` memories by default."""
 FOLD_ROWS = 100_000
 """Access-log rows past which the background writer folds the log into the table."""
-_POLL = 0.05
-"""Seconds at most between two looks at the buffer while the writer waits for a pause."""
 FOLD_ON_CLOSE = 10_000
 """Access-log rows past which ``close()`` folds the log (below, the next open reads it)."""
+_POLL = 0.05
+"""Seconds at most between two looks at the buffer while the writer waits for a pause."""
 
 
 class AccessLog:

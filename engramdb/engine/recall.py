@@ -40,10 +40,10 @@ GROUPS = (None, "session")
 _DECIMALS = 6
 """Relevance is rounded to this many decimals, so ties in exact arithmetic break by id."""
 _SLACK = 1e-9
+"""A score must beat the bound on the memories outside the pool by this much (scores are O(1))."""
 _USED_OUTSIDE = 256
 """The most memories outside the dense pool scored exactly for their use, before the
 pool widens instead (see ``Recall._used_outside``)."""
-"""A score must beat the bound on the memories outside the pool by this much (scores are O(1))."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +310,7 @@ class Recall:
             # equal vectors could differ in the sixth decimal, which min-max scaling
             # of a narrow pool then magnifies.
             sims = view.vectors(labels).astype(np.float64) @ qvec.astype(np.float64)
-        return np.round(sims.astype(np.float64), _DECIMALS)
+        return np.round(sims.astype(np.float64, copy=False), _DECIMALS)
 
     def _lance_search(
         self, view: AgentView, qvec: FloatMatrix, pool: int, mask: BoolArray

@@ -82,14 +82,14 @@ def normalize_rows(vectors: FloatMatrix) -> FloatMatrix:
     would differ from the one indexed, and equal texts' similarities could
     differ in the sixth decimal, which recall's min-max scaling magnifies.
     """
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    wide = vectors.astype(np.float64)
-    norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))[:, None]
-    unit = np.abs(norms - 1.0) <= _UNIT
-    if bool(unit.all()):
-        return vectors
-    scaled = (wide / np.maximum(norms, 1e-12)).astype(np.float32)
-    return np.ascontiguousarray(np.where(unit, vectors, scaled), dtype=np.float32)
+    rows = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
+    off = np.abs(norms - 1.0) > _UNIT
+    out = rows.copy() if rows is vectors else rows  # never the caller's own array
+    if off.any():
+        scaled = rows[off].astype(np.float64) / np.maximum(norms[off], 1e-12)[:, None]
+        out[off] = scaled.astype(np.float32)
+    return out
 
 
 class AgentView:
