@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -46,7 +47,7 @@ class Column:
         capacity: The first allocation.
     """
 
-    def __init__(self, dtype: type, capacity: int = 64) -> None:
+    def __init__(self, dtype: type | np.dtype[Any], capacity: int = 64) -> None:
         self.data: np.ndarray = np.empty(capacity, dtype=dtype)
         self.n = 0
 

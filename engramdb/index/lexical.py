@@ -124,19 +124,26 @@ def tokens(text: str) -> list[str]:
     return [stem(w) for w in _TOKEN.findall(fold(text))]
 
 
+_COUNT_MAX = np.iinfo(np.uint16).max
+"""A term's count in one column of one document is kept up to this (and saturates)."""
+_GEN_WRAP = 1 << 16
+"""Postings keep their document's generation modulo this (see :meth:`LexicalIndex._bump`)."""
+
+
 class _Postings:
     """One term's postings: label, document generation, and term counts per column.
 
-    Plain arrays, no object per document: 16 bytes a posting.
+    Plain arrays, no object per document: 10 bytes a posting (a 32-bit label, the
+    generation modulo 2**16, each column's count as 16 bits).
     """
 
     __slots__ = ("ctx", "gen", "labels", "own")
 
     def __init__(self) -> None:
         self.labels = Column(np.int32)
-        self.gen = Column(np.int32)
-        self.own = Column(np.float32)
-        self.ctx = Column(np.float32)
+        self.gen = Column(np.uint16)
+        self.own = Column(np.uint16)
+        self.ctx = Column(np.uint16)
 
 
 _SLACK = 1e-9
@@ -184,7 +191,8 @@ class LexicalIndex:
         """Where each label's live document's term ids start in ``_doc_tids``; -1: none."""
         self._count = Column(np.int32)
         """How many distinct terms each label's live document has."""
-        self._doc_tids = Column(np.int32)
+        self._doc_tids = Column(np.uint16)
+        """Each live document's term ids: 16 bits while the vocabulary fits, then 32."""
         self._n_docs = 0
         self._total_length = 0.0
         self._stale = 0
@@ -202,6 +210,10 @@ class LexicalIndex:
         tid = self._terms.get(term)
         if tid is None:
             tid = self._terms[term] = len(self._postings)
+            if tid > np.iinfo(self._doc_tids.data.dtype).max:
+                wide = Column(np.int32, capacity=max(len(self._doc_tids.data), 1))
+                wide.extend(self._doc_tids.view)
+                self._doc_tids = wide
             self._postings.append(_Postings())
             self._df.extend(np.zeros(1, np.int64))
             self._stale_of.extend(np.zeros(1, np.int64))
@@ -225,6 +237,12 @@ class LexicalIndex:
         self._count.trim()
         self._doc_tids.trim()
 
+    def nbytes(self) -> int:
+        """The bytes of the index's arrays: postings, and the columns by label and term."""
+        columns = (self._df, self._stale_of, self._gen, self._length, self._start, self._count)
+        posts = sum(c.data.nbytes for p in self._postings for c in (p.labels, p.gen, p.own, p.ctx))
+        return posts + sum(c.data.nbytes for c in columns) + self._doc_tids.data.nbytes
+
     def _doc(self, label: int) -> np.ndarray | None:
         """The term ids of a label's live document (None: no document)."""
         if label >= self._start.n or self._start.data[label] < 0:
@@ -247,15 +265,16 @@ class LexicalIndex:
             for token in ctx_tokens:
                 counts.setdefault(self._term_id(token), [0.0, 0.0])[1] += 1
             ids = np.fromiter(counts, np.int64, len(counts))
-            tf = np.array(list(counts.values()), np.float32).reshape(-1, 2)
+            tf = np.array(list(counts.values()), np.float64).reshape(-1, 2)
+            tf = np.minimum(tf, _COUNT_MAX).astype(np.uint16)
             self._ensure_labels(label)
-            self._gen.data[label] += 1
+            self._bump(label)
             length = float(len(own_tokens) + len(ctx_tokens))
             self._length.data[label] = length
             self._total_length += length
             self._start.data[label] = self._doc_tids.n
             self._count.data[label] = len(ids)
-            self._doc_tids.extend(ids.astype(np.int32))
+            self._doc_tids.extend(ids.astype(self._doc_tids.data.dtype))
             self._n_docs += 1
             self._df.data[ids] += 1
             self._live_postings += len(ids)
@@ -274,7 +293,7 @@ class LexicalIndex:
         labels = np.concatenate([np.full(len(doc[0]), label) for label, doc in entries])
         own = np.concatenate([doc[1] for _, doc in entries])
         ctx = np.concatenate([doc[2] for _, doc in entries])
-        gens = self._gen.data[labels]
+        gens = self._gen.data[labels].astype(np.uint16)  # modulo 2**16
         order = np.argsort(tids, kind="stable")
         tids, labels, gens, own, ctx = (
             tids[order],
@@ -298,12 +317,13 @@ class LexicalIndex:
         self._norms = None
         for label in labels:
             label = int(label)
-            ids = self._doc(label)
-            if ids is None:
+            if self._doc(label) is None:
                 continue
+            self._bump(label)  # its postings no longer match: stale (may compact first)
+            ids = self._doc(label)
+            assert ids is not None
             self._df.data[ids] -= 1
             self._stale_of.data[ids] += 1
-            self._gen.data[label] += 1  # its postings no longer match: stale
             self._start.data[label] = -1
             self._n_docs -= 1
             self._total_length -= self._length.data[label]
@@ -312,6 +332,20 @@ class LexicalIndex:
         if self._stale > max(self._live_postings, 1024):
             self._compact()
 
+    def _bump(self, label: int) -> None:
+        """Advance a label's document generation (its postings so far go stale).
+
+        Postings keep the generation modulo 2**16, so a stale posting would match
+        again once its label is 2**16 generations on. Before a label's generation
+        reaches a multiple of 2**16, stale postings are dropped: every stale
+        posting left then is of a generation since the last multiple, which the
+        label's cannot come back to before the next one.
+        """
+        gen = int(self._gen.data[label]) + 1
+        if gen % _GEN_WRAP == 0 and self._stale:
+            self._compact()
+        self._gen.data[label] = gen
+
     def _compact(self) -> None:
         """Drop stale postings (and the term ids of replaced documents)."""
         live = self._start.view >= 0
@@ -319,7 +353,7 @@ class LexicalIndex:
             if not self._stale_of.data[tid]:
                 continue
             labels = post.labels.view
-            keep = live[labels] & (post.gen.view == self._gen.data[labels])
+            keep = live[labels] & (post.gen.view == self._gen.data[labels].astype(np.uint16))
             fresh = _Postings()
             fresh.labels.extend(labels[keep])
             fresh.gen.extend(post.gen.view[keep])
@@ -328,7 +362,7 @@ class LexicalIndex:
             self._postings[tid] = fresh
         self._stale_of.data[:] = 0
         docs = np.flatnonzero(live)
-        tids = Column(np.int32)
+        tids = Column(self._doc_tids.data.dtype)
         starts = np.full(self._start.n, -1, np.int64)
         for label in docs.tolist():
             ids = self._doc(label)
@@ -442,7 +476,7 @@ class LexicalIndex:
             gens = post.gen.view
         keep: np.ndarray | None = None
         if self._stale_of.data[tid]:
-            keep = gens == self._gen.data[labels]
+            keep = gens == self._gen.data[labels].astype(np.uint16)  # modulo 2**16
         if allowed is not None:
             if len(allowed) >= self._gen.n:
                 ok = allowed[labels]
@@ -456,10 +490,10 @@ class LexicalIndex:
         # idf * tf * (k1 + 1) / (tf + norm), written into two arrays in place: the
         # same floats (float32 numerator, float64 denominator and quotient) without
         # a new array per operation, which at tens of thousands of postings a term
-        # costs more than the arithmetic.
-        tf = w_own * own  # a new array (the postings' own are never written)
+        # costs more than the arithmetic. The 16-bit counts are exact in float32.
+        tf = np.multiply(own, np.float32(w_own), dtype=np.float32)
         if w_ctx:  # adding 0 * count (finite) to tf would change no float
-            tf += w_ctx * ctx
+            tf += np.multiply(ctx, np.float32(w_ctx), dtype=np.float32)
         scores = self._norm(avg)[labels]
         scores += tf
         tf *= self._idf(tid, n_docs)
@@ -681,6 +715,12 @@ class AgentLexicon:
         self.sessions.trim()
         self._created.trim()
         self._ordered.trim()
+
+    def nbytes(self) -> int:
+        """The bytes of both indexes' arrays and of the session order (not the texts)."""
+        order = sum(8 * len(labels) for labels in self._order.values())
+        arrays = self._created.data.nbytes + self._ordered.data.nbytes
+        return self.memories.nbytes() + self.sessions.nbytes() + order + arrays
 
     def session_scores(self, query: str, codes: IntArray) -> FloatMatrix:
         """BM25 of each given session's document for ``query``, aligned with ``codes``

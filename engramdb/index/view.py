@@ -44,12 +44,12 @@ _KIND_CODE = {k: np.int8(i) for i, k in enumerate(_KINDS)}
 _NO_EXPIRY = np.inf
 
 _TEXT_SAMPLE = 256
-MEMORY_OVERHEAD_BYTES = 880
-"""Python objects per memory besides its text and the arrays: id maps and the
-lexical postings. From a breakdown of a 100k-memory view (lexical postings about
-0.56 KB, id strings and maps about 0.3 KB). The HNSW label map is an array the
-index counts itself (it was a dict of Python ints, about 0.1 KB, counted here).
-The Poincaré ball index and the hierarchy, built on demand, are not counted."""
+MEMORY_OVERHEAD_BYTES = 240
+"""Python objects per memory besides the arrays: the id string, the id -> label
+map's entry, the lists' pointers to the id, text and metadata, and the text
+string's header (its characters are counted apart). From a breakdown of a
+100k-memory view (about 0.23 KB). The Poincaré ball index and the hierarchy,
+built on demand, are not counted."""
 
 
 _NO_VECTORS = np.zeros((0, 0), np.float32)
@@ -238,10 +238,11 @@ class AgentView:
     def nbytes(self) -> int:
         """About how many bytes the view holds: index, columns, records, lexical index.
 
-        Arrays are counted exactly; the Python objects (id maps, the lexical
-        index's postings) as :data:`MEMORY_OVERHEAD_BYTES` per memory plus twice
-        its text (the record columns' and the lexical index's copy), the text's
-        length estimated from up to :data:`_TEXT_SAMPLE` memories.
+        Arrays (the lexical index's too) are counted exactly; the Python objects
+        (id maps and strings) as :data:`MEMORY_OVERHEAD_BYTES` per memory plus its
+        text's characters (one string, which the record columns and the lexical
+        index share), the text's length estimated from up to :data:`_TEXT_SAMPLE`
+        memories.
         """
         columns = (
             *self._columns(),
@@ -254,8 +255,9 @@ class AgentView:
         n = len(self)
         texts = (t for t in self.records.text if t is not None)
         sample = [len(t) for t in itertools.islice(texts, _TEXT_SAMPLE)]
-        text = 2 * n * (sum(sample) / len(sample)) if sample else 0.0
-        return int(self.index.nbytes() + arrays + n * MEMORY_OVERHEAD_BYTES + text)
+        text = n * (sum(sample) / len(sample)) if sample else 0.0
+        lexical = self.lexicon.nbytes()
+        return int(self.index.nbytes() + arrays + lexical + n * MEMORY_OVERHEAD_BYTES + text)
 
     def _session_code(self, session: str | None) -> int:
         code = self._sessions.get(session)

@@ -114,6 +114,41 @@ def test_stale_postings_are_dropped_and_scores_stay_the_same() -> None:
     assert ix._stale < 50 * 6
 
 
+def test_a_stale_posting_never_matches_again_when_generations_wrap() -> None:
+    # Postings keep their document's generation modulo 2**16. One document re-indexed
+    # 2**15 times (two generations each) among many live postings leaves its first
+    # words stale without a size-triggered compaction; they must not come back.
+    ix = LexicalIndex()
+    ix.upsert([(i, f"plain note {i}", "") for i in range(1, 40_000)])
+    ix.upsert([(0, "zebra", ""), (40_000, "a zebra too", "")])
+    for _ in range(1 << 15):
+        ix.upsert([(0, "alpha", "")])
+    assert int(ix._gen.data[0]) % (1 << 16) == 1  # where the zebra posting's was
+    assert ix.search("zebra", k=5)[1].tolist() == [40_000]
+    assert ix.scores("zebra", np.array([0, 40_000]))[0] == 0.0
+    assert ix.search("alpha", k=5)[1].tolist() == [0]
+
+
+def test_term_ids_widen_past_a_16_bit_vocabulary() -> None:
+    ix = LexicalIndex()
+    ix.upsert([(1, "shared " + " ".join(f"w{i}" for i in range(70_000)), "")])
+    ix.upsert([(2, "shared w69999 rarest", ""), (3, "shared w5", "")])
+    assert len(ix._terms) > 1 << 16
+    assert ix.search("rarest", k=5)[1].tolist() == [2]
+    ix.remove([2])  # its term ids (past 2**16) are read back to update the counts
+    assert ix.search("rarest", k=5)[1].tolist() == []
+    assert int(ix._df.data[ix._terms["w69999"]]) == 1
+    assert sorted(ix.search("w69999 w5", k=5)[1].tolist()) == [1, 3]
+
+
+def test_term_counts_saturate_in_16_bits() -> None:
+    ix = LexicalIndex()
+    ix.upsert([(1, "echo " * 70_000, ""), (2, "echo " * 65_535, ""), (3, "other words", "")])
+    scores, labels = ix.search("echo", k=5)
+    assert sorted(labels.tolist()) == [1, 2]
+    assert np.isfinite(scores).all() and (scores > 0).all()
+
+
 def _turn(text: str, session: str | None, at: datetime) -> Memory:
     return Memory(
         id=new_id(at),
