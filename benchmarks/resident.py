@@ -19,8 +19,9 @@ again, after a garbage collection:
   its worker threads leave those heaps fragmented after a build.
 
 Raw FAISS HNSW (the same vectors, M=32) is measured the same way, built in a fresh
-process, for reference. Reported: the RSS delta per memory and the view's own
-estimate (``engine.stats()``).
+process, for reference. Reported: the RSS delta per memory, the part of it that
+is anonymous memory (heap, not file-backed pages such as library code the first
+recall runs; Linux only) and the view's own estimate (``engine.stats()``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     add_common_args,
+    anon_bytes,
     cached_synthetic,
     generated_sentences,
     markdown_table,
@@ -70,14 +72,14 @@ def child(store: Path, cache: bool, queries: Path, exact: int | None) -> dict[st
 
     query = np.load(queries)[0]
     gc.collect()
-    rss0 = rss_bytes()
+    rss0, anon0 = rss_bytes(), anon_bytes()
     extra = {} if exact is None else {"exact_threshold": exact}
     engine = MemoryEngine.open(
         store, embedder=HashingEmbedder(dim=DIM), settings=Settings(index_cache=cache, **extra)
     )
     engine.recall(query, agent="a", k=10, record_access=False)
     gc.collect()
-    rss1 = rss_bytes()
+    rss1, anon1 = rss_bytes(), anon_bytes()
     stats = engine.stats()
     engine.close()
     view = stats.views["a"]
@@ -85,6 +87,7 @@ def child(store: Path, cache: bool, queries: Path, exact: int | None) -> dict[st
         "memories": view.memories,
         "source": view.source,
         "rss_bytes_per_memory": (rss1 - rss0) / view.memories,
+        "anon_bytes_per_memory": _per(anon0, anon1, view.memories),
         "view_estimate_bytes_per_memory": view.nbytes / view.memories,
     }
 
@@ -97,11 +100,20 @@ def faiss_child(vectors: Path) -> dict[str, Any]:
     base = np.load(vectors).astype(np.float32)  # whole, before the baseline (a map counts)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
     gc.collect()
-    rss0 = rss_bytes()
+    rss0, anon0 = rss_bytes(), anon_bytes()
     index = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
     index.add(base)  # in one call, as the view's graph is built
     gc.collect()
-    return {"memories": index.ntotal, "rss_bytes_per_memory": (rss_bytes() - rss0) / index.ntotal}
+    n = index.ntotal
+    return {
+        "memories": n,
+        "rss_bytes_per_memory": (rss_bytes() - rss0) / n,
+        "anon_bytes_per_memory": _per(anon0, anon_bytes(), n),
+    }
+
+
+def _per(before: int | None, after: int | None, n: int) -> float | None:
+    return None if before is None or after is None else (after - before) / n
 
 
 def _spawn(args: list[str], arena: str | None, exact: int | None = None) -> dict[str, Any]:
@@ -178,6 +190,7 @@ def main(argv: list[str] | None = None) -> Path | None:
             f["memories"],
             f.get("source", "-"),
             f["rss_bytes_per_memory"] / 1024,
+            f["anon_bytes_per_memory"] / 1024 if f.get("anon_bytes_per_memory") else "-",
             f["view_estimate_bytes_per_memory"] / 1024
             if "view_estimate_bytes_per_memory" in f
             else "-",
@@ -185,7 +198,15 @@ def main(argv: list[str] | None = None) -> Path | None:
         for name, f in figures.items()
     ]
     table = markdown_table(
-        ["process", "memories", "view from", "resident KB / memory", "view's estimate KB"], rows
+        [
+            "process",
+            "memories",
+            "view from",
+            "resident KB / memory",
+            "of it anonymous KB",
+            "view's estimate KB",
+        ],
+        rows,
     )
     print(table)
     return write_record(

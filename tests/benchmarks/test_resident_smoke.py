@@ -27,3 +27,5 @@ def test_resident_smoke(bench, out_dir: Path, tmp_path: Path) -> None:
     assert [v["source"] for v in engine.values()] == ["store", "store", "cache", "cache"]
     assert all(v["memories"] == 600 for v in figures.values())
     assert all(isinstance(v["rss_bytes_per_memory"], float) for v in figures.values())
+    if Path("/proc/self/smaps_rollup").exists():  # Linux: the anonymous part is measured
+        assert all(isinstance(v["anon_bytes_per_memory"], float) for v in figures.values())
