@@ -14,9 +14,11 @@ again, after a garbage collection:
   as the latency benchmark's engramdb process does;
 - **from cache**: the graph read from the index cache (written by one more
   process beforehand), the path a restarted server takes;
-- each also with ``MALLOC_ARENA_MAX=2`` in the process's environment: glibc gives
-  each thread that allocates its own heap ("arena"), and the rows LanceDB reads on
-  its worker threads leave those heaps fragmented after a build.
+- each also with ``MALLOC_ARENA_MAX=2`` in the process's environment, and with
+  :func:`engramdb.limit_malloc_arenas` called first thing (as ``engramdb serve``
+  and ``engramdb mcp`` start): glibc gives each thread that allocates its own
+  heap ("arena"), and the rows LanceDB reads on its worker threads leave those
+  heaps fragmented after a build.
 
 Raw FAISS HNSW (the same vectors, M=32) is measured the same way, built in a fresh
 process, for reference. Reported: the RSS delta per memory, the part of it that
@@ -57,10 +59,12 @@ DIM = 384
 SESSION = 20
 """Memories per session, as in the latency benchmark's synthetic sets."""
 RUNS = (
-    ("built", False, None),
-    ("built, MALLOC_ARENA_MAX=2", False, "2"),
-    ("from cache", True, None),
-    ("from cache, MALLOC_ARENA_MAX=2", True, "2"),
+    ("built", False, None, 0),
+    ("built, MALLOC_ARENA_MAX=2", False, "2", 0),
+    ("built, limit_malloc_arenas(2) (as the servers start)", False, None, 2),
+    ("from cache", True, None, 0),
+    ("from cache, MALLOC_ARENA_MAX=2", True, "2", 0),
+    ("from cache, limit_malloc_arenas(2)", True, None, 2),
 )
 
 
@@ -116,13 +120,17 @@ def _per(before: int | None, after: int | None, n: int) -> float | None:
     return None if before is None or after is None else (after - before) / n
 
 
-def _spawn(args: list[str], arena: str | None, exact: int | None = None) -> dict[str, Any]:
+def _spawn(
+    args: list[str], arena: str | None, exact: int | None = None, cap: int = 0
+) -> dict[str, Any]:
     env = dict(os.environ)
     env.pop("MALLOC_ARENA_MAX", None)
     if arena is not None:
         env["MALLOC_ARENA_MAX"] = arena
     if exact is not None:
         args = [*args, "--exact-threshold", str(exact)]
+    if cap:
+        args = [*args, "--limit-arenas", str(cap)]
     out = subprocess.run(
         [sys.executable, __file__, *args], env=env, check=True, capture_output=True, text=True
     )
@@ -138,8 +146,18 @@ def main(argv: list[str] | None = None) -> Path | None:
     parser.add_argument(
         "--exact-threshold", type=int, default=None, help="below it an agent stays exact"
     )
+    parser.add_argument(
+        "--limit-arenas",
+        type=int,
+        default=0,
+        help="the child calls engramdb.limit_malloc_arenas(N) first (0: not)",
+    )
     add_common_args(parser, threads=1, cache=True)
     args = parser.parse_args(argv)
+    if args.limit_arenas:  # first, before any thread: as the servers do
+        from engramdb.allocator import limit_malloc_arenas
+
+        limit_malloc_arenas(args.limit_arenas)
     set_offline_env(args.threads)
     if args.child:
         store, cache, queries = args.child
@@ -178,10 +196,10 @@ def main(argv: list[str] | None = None) -> Path | None:
             engine.compact()
         exact = args.exact_threshold
         _spawn(["--child", str(store), "1", str(queries)], None, exact)  # writes the cache
-        for name, cache, arena in RUNS:
+        for name, cache, arena, cap in RUNS:
             print(f"measuring: {name}", file=sys.stderr)
             figures[name] = _spawn(
-                ["--child", str(store), "1" if cache else "0", str(queries)], arena, exact
+                ["--child", str(store), "1" if cache else "0", str(queries)], arena, exact, cap
             )
         figures["raw FAISS HNSW, built"] = _spawn(["--faiss-child", str(base)], None)
     rows = [

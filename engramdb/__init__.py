@@ -19,6 +19,7 @@ from engramdb._lazy import lazy_names
 from engramdb._version import __version__
 
 if TYPE_CHECKING:
+    from engramdb.allocator import limit_malloc_arenas
     from engramdb.config import ScoringWeights, Settings
     from engramdb.consolidation import ConsolidationPolicy, ConsolidationReport
     from engramdb.embeddings import Embedder, HashingEmbedder, SentenceTransformerEmbedder
@@ -51,6 +52,7 @@ __all__ = [
     "StoreLockedError",
     "ValidationError",
     "__version__",
+    "limit_malloc_arenas",
     "read_snapshot_manifest",
 ]
 
@@ -75,6 +77,7 @@ _HOMES = {
     "Settings": "engramdb.config",
     "StoreLockedError": "engramdb.errors",
     "ValidationError": "engramdb.errors",
+    "limit_malloc_arenas": "engramdb.allocator",
     "read_snapshot_manifest": "engramdb.snapshots.io",
 }
 

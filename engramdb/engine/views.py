@@ -24,10 +24,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engramdb.allocator import release_free_memory
 from engramdb.config import Settings, machine_dir
 from engramdb.errors import NotFoundError
 from engramdb.index.cache import CachedGraph, CacheStamp, IndexCache
-from engramdb.index.columns import release_free_memory
 from engramdb.index.records import NO_TIME
 from engramdb.index.vector import HNSWIndex
 from engramdb.index.view import AgentView, normalize_rows, to_micros

@@ -2,41 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-__all__ = ["Column", "release_free_memory"]
-
-
-def _libc_trim() -> Callable[[int], object] | None:
-    name = ctypes.util.find_library("c")
-    try:
-        fn: Callable[[int], object] | None = getattr(ctypes.CDLL(name), "malloc_trim", None)
-    except OSError:
-        return None
-    return fn if name else None
-
-
-_MALLOC_TRIM = _libc_trim()
-
-
-def release_free_memory() -> None:
-    """Hand memory freed by a bulk build back to the operating system.
-
-    Building an agent's view reads the whole agent from the store (Arrow
-    buffers) and makes a Python value per memory on the way, all freed once the
-    columns are built; Arrow's pool and the C heap keep such memory for reuse,
-    which at 100,000 memories is more than the view itself. This releases both
-    (``malloc_trim`` where the C library is glibc; nothing elsewhere).
-    """
-    pa.default_memory_pool().release_unused()
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
+__all__ = ["Column"]
 
 
 class Column:

@@ -45,6 +45,24 @@ EmbedderOpt = Annotated[
 ]
 
 
+MallocArenas = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Cap the C heap's arenas (glibc): a server holding many memories keeps less "
+        "(MALLOC_ARENA_MAX in the environment wins; 0: the C library's default).",
+    ),
+]
+
+
+def _limit_arenas(arenas: int) -> None:
+    """Before any engine or thread: the servers hold many views for a long time."""
+    if arenas:
+        from engramdb.allocator import limit_malloc_arenas
+
+        limit_malloc_arenas(arenas)
+
+
 def _settings(role: str) -> Settings:
     """The environment's settings, the writer named after this server in its lease."""
     from engramdb.config import Settings
@@ -88,8 +106,10 @@ def serve(
     heartbeat: Annotated[float, typer.Option(help="Seconds between SSE heartbeats.")] = 15.0,
     mcp: Annotated[bool, typer.Option(help="Mount MCP at /mcp.")] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    malloc_arenas: MallocArenas = 2,
 ) -> None:
     """Serve a store over HTTP (REST under /v1, MCP at /mcp, docs at /docs)."""
+    _limit_arenas(malloc_arenas)
     import uvicorn
 
     from engramdb import MemoryEngine
@@ -147,6 +167,7 @@ def mcp(
     storage_option: StorageOptionsOption = None,
     read_only: ReadOnly = False,
     embedder: EmbedderOpt = "minilm",
+    malloc_arenas: MallocArenas = 2,
 ) -> None:
     """Serve one agent's memory over MCP on stdio (for Claude Desktop and other clients).
 
@@ -155,6 +176,7 @@ def mcp(
     the embedding model loads in the background while the client connects.
     """
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    _limit_arenas(malloc_arenas)
     from engramdb import MemoryEngine
     from engramdb.server.events import EventHub
     from engramdb.server.mcp import build_mcp_server
