@@ -24,6 +24,7 @@ PUBLIC = {
     "StoreLockedError",
     "ValidationError",
     "__version__",
+    "limit_malloc_arenas",
 }
 
 
