@@ -186,8 +186,9 @@ class LexicalIndex:
         """Stale postings per term (0: every posting of the term is live)."""
         self._gen = Column(np.int32)
         """Generation of each label's document (counts its re-indexings)."""
-        self._length = Column(np.float64)
-        self._start = Column(np.int64)
+        self._length = Column(np.float32)
+        """Each label's document length in tokens (whole numbers: exact in float32)."""
+        self._start = Column(np.int32)
         """Where each label's live document's term ids start in ``_doc_tids``; -1: none."""
         self._count = Column(np.int32)
         """How many distinct terms each label's live document has."""
@@ -223,8 +224,8 @@ class LexicalIndex:
         if label >= self._gen.n:
             extra = label + 1 - self._gen.n
             self._gen.extend(np.zeros(extra, np.int32))
-            self._length.extend(np.zeros(extra, np.float64))
-            self._start.extend(np.full(extra, -1, np.int64))
+            self._length.extend(np.zeros(extra, np.float32))
+            self._start.extend(np.full(extra, -1, np.int32))
             self._count.extend(np.zeros(extra, np.int32))
 
     def trim(self) -> None:
@@ -326,7 +327,7 @@ class LexicalIndex:
             self._stale_of.data[ids] += 1
             self._start.data[label] = -1
             self._n_docs -= 1
-            self._total_length -= self._length.data[label]
+            self._total_length -= float(self._length.data[label])
             self._stale += len(ids)
             self._live_postings -= len(ids)
         if self._stale > max(self._live_postings, 1024):
@@ -363,14 +364,14 @@ class LexicalIndex:
         self._stale_of.data[:] = 0
         docs = np.flatnonzero(live)
         tids = Column(self._doc_tids.data.dtype)
-        starts = np.full(self._start.n, -1, np.int64)
+        starts = np.full(self._start.n, -1, np.int32)
         for label in docs.tolist():
             ids = self._doc(label)
             assert ids is not None
             starts[label] = tids.n
             tids.extend(ids)
         self._doc_tids = tids
-        self._start = Column(np.int64)
+        self._start = Column(np.int32)
         self._start.extend(starts)
         self._stale = 0
 
@@ -445,7 +446,7 @@ class LexicalIndex:
         passes over the postings of every query term.
         """
         if self._norms is None or self._norms[0] != avg:
-            lengths = self._length.view
+            lengths = self._length.view.astype(np.float64)
             self._norms = (avg, self.K1 * (1.0 - self.B + self.B * lengths / avg))
         return self._norms[1]
 
@@ -617,6 +618,10 @@ class AgentLexicon:
     Args:
         context_turns: Previous episodic memories of the session in a memory's context.
         weights: BM25 weights of a memory's own text and of its context.
+        shared: The owner's ids, texts and creation times (POSIX seconds) by label,
+            read instead of copies: the owner writes a memory's before :meth:`add`
+            and clears them only after :meth:`remove`. Without it the lexicon keeps
+            its own.
     """
 
     def __init__(
@@ -624,15 +629,20 @@ class AgentLexicon:
         *,
         context_turns: int = DEFAULT_CONTEXT_TURNS,
         weights: tuple[float, float] = (1.0, 0.5),
+        shared: tuple[list[str | None], list[str | None], Column] | None = None,
     ) -> None:
         self.context_turns = context_turns
         self.memories = LexicalIndex(weights=weights)
         self.sessions = LexicalIndex(weights=(1.0, 0.0))
         self._order: dict[str, array[int]] = {}
         """Session -> the labels of its episodic memories, in order."""
-        self._text: list[str | None] = []
-        self._ids: list[str | None] = []
-        self._created = Column(np.float64)
+        self._owned = shared is None
+        self._ids: list[str | None]
+        self._text: list[str | None]
+        if shared is None:
+            self._ids, self._text, self._created = [], [], Column(np.float64)
+        else:
+            self._ids, self._text, self._created = shared
         self._ordered = Column(np.bool_)
         """Whether a label is in its session's order."""
         self._session_code: dict[str, int] = {}
@@ -641,12 +651,15 @@ class AgentLexicon:
         return float(self._created.data[label]), self._ids[label] or ""
 
     def _keep(self, m: Memory, label: int) -> None:
+        if label >= self._ordered.n:
+            self._ordered.extend(np.zeros(label + 1 - self._ordered.n, np.bool_))
+        if not self._owned:
+            return  # the owner has written them
         if label >= len(self._text):
             extra = label + 1 - len(self._text)
             self._text.extend([None] * extra)
             self._ids.extend([None] * extra)
             self._created.extend(np.zeros(extra, np.float64))
-            self._ordered.extend(np.zeros(extra, np.bool_))
         self._text[label] = m.text
         self._ids[label] = m.id
         self._created.data[label] = m.created_at.timestamp()
@@ -673,17 +686,19 @@ class AgentLexicon:
         touched: dict[str, set[int]] = {}
         for m, label in zip(memories, labels, strict=True):
             session = m.session
-            if label < len(self._text) and self._ordered.data[label] and session is not None:
+            known = label < self._ordered.n
+            if known and self._ordered.data[label] and session is not None:
                 order = self._order[session]
                 at = bisect.bisect_left(order, self._key(label), key=self._key)
                 order.pop(at)
                 # The memories that followed it now have another context.
                 follow = touched.setdefault(session, set())
                 follow.update(order[at : at + self.context_turns])
-            if label < len(self._text):
+            if known:
+                self._ordered.data[label] = False
+            if self._owned and label < len(self._text):
                 self._text[label] = None
                 self._ids[label] = None
-                self._ordered.data[label] = False
         self.memories.remove(labels)
         self._reindex(touched)
 
@@ -713,13 +728,14 @@ class AgentLexicon:
         """Drop the arrays' spare capacity (after a bulk build)."""
         self.memories.trim()
         self.sessions.trim()
-        self._created.trim()
+        if self._owned:
+            self._created.trim()
         self._ordered.trim()
 
     def nbytes(self) -> int:
         """The bytes of both indexes' arrays and of the session order (not the texts)."""
         order = sum(8 * len(labels) for labels in self._order.values())
-        arrays = self._created.data.nbytes + self._ordered.data.nbytes
+        arrays = self._ordered.data.nbytes + (self._created.data.nbytes if self._owned else 0)
         return self.memories.nbytes() + self.sessions.nbytes() + order + arrays
 
     def session_scores(self, query: str, codes: IntArray) -> FloatMatrix:

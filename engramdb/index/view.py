@@ -155,8 +155,9 @@ class AgentView:
         self.ball_index: BallIndex | None = None
         """Poincaré index over this view's points, built on demand (see :meth:`ball`)."""
         self.index: VectorIndex = FlatIndex(dim)
-        self.lexicon = AgentLexicon()
-        """The lexical side: BM25 over memories with their context, and over sessions."""
+        self.lexicon = AgentLexicon(shared=(self.ids, self.records.text, self.created))
+        """The lexical side: BM25 over memories with their context, and over sessions
+        (it reads the ids, texts and creation times kept here)."""
 
     # -- building --------------------------------------------------------------------------
 
@@ -325,22 +326,23 @@ class AgentView:
             self.index.add(labels, vectors)
 
     def remove(self, ids: Sequence[str]) -> None:
-        labels = []
+        labels: list[int] = []
         removed = []
-        for mid in ids:
+        for mid in dict.fromkeys(ids):
             label = self.label_of.get(mid)
-            if label is None:
-                continue
-            removed.append(self.records.memory(label))
-            del self.label_of[mid]
-            self.records.drop(label)
-            self.ids[label] = None
-            self.alive.data[label] = False
-            labels.append(label)
+            if label is not None:
+                removed.append(self.records.memory(label))
+                labels.append(label)
         if labels:
+            # First: the lexicon reads the ids, texts and times cleared below.
+            self.lexicon.remove(removed, labels)
+            for m, label in zip(removed, labels, strict=True):
+                del self.label_of[m.id]
+                self.records.drop(label)
+                self.ids[label] = None
+                self.alive.data[label] = False
             self._forget_aggregates(np.asarray(labels, dtype=np.int64))
             self.index.remove(np.asarray(labels, dtype=np.int64))
-            self.lexicon.remove(removed, labels)
             self.generation += 1
             if self._hierarchy is not None:
                 self._follow(prune_hierarchy(self._hierarchy, removed, self.refined), labels)
