@@ -127,14 +127,14 @@ def tokens(text: str) -> list[str]:
 _COUNT_MAX = np.iinfo(np.uint16).max
 """A term's count in one column of one document is kept up to this (and saturates)."""
 _GEN_WRAP = 1 << 16
-"""Postings keep their document's generation modulo this (see :meth:`LexicalIndex._bump`)."""
+"""Generations stay below this: they fit 16 bits (see :meth:`LexicalIndex._bump`)."""
 
 
 class _Postings:
     """One term's postings: label, document generation, and term counts per column.
 
-    Plain arrays, no object per document: 10 bytes a posting (a 32-bit label, the
-    generation modulo 2**16, each column's count as 16 bits).
+    Plain arrays, no object per document: 10 bytes a posting (a 32-bit label, and
+    the generation and each column's count as 16 bits).
     """
 
     __slots__ = ("ctx", "gen", "labels", "own")
@@ -184,8 +184,9 @@ class LexicalIndex:
         self._df = Column(np.int64)
         self._stale_of = Column(np.int64)
         """Stale postings per term (0: every posting of the term is live)."""
-        self._gen = Column(np.int32)
-        """Generation of each label's document (counts its re-indexings)."""
+        self._gen = Column(np.uint16)
+        """Generation of each label's document (counts its re-indexings since the last
+        compaction, which sets every generation back to 0)."""
         self._length = Column(np.float32)
         """Each label's document length in tokens (whole numbers: exact in float32)."""
         self._start = Column(np.int32)
@@ -223,7 +224,7 @@ class LexicalIndex:
     def _ensure_labels(self, label: int) -> None:
         if label >= self._gen.n:
             extra = label + 1 - self._gen.n
-            self._gen.extend(np.zeros(extra, np.int32))
+            self._gen.extend(np.zeros(extra, np.uint16))
             self._length.extend(np.zeros(extra, np.float32))
             self._start.extend(np.full(extra, -1, np.int32))
             self._count.extend(np.zeros(extra, np.int32))
@@ -294,7 +295,7 @@ class LexicalIndex:
         labels = np.concatenate([np.full(len(doc[0]), label) for label, doc in entries])
         own = np.concatenate([doc[1] for _, doc in entries])
         ctx = np.concatenate([doc[2] for _, doc in entries])
-        gens = self._gen.data[labels].astype(np.uint16)  # modulo 2**16
+        gens = self._gen.data[labels]
         order = np.argsort(tids, kind="stable")
         tids, labels, gens, own, ctx = (
             tids[order],
@@ -336,25 +337,22 @@ class LexicalIndex:
     def _bump(self, label: int) -> None:
         """Advance a label's document generation (its postings so far go stale).
 
-        Postings keep the generation modulo 2**16, so a stale posting would match
-        again once its label is 2**16 generations on. Before a label's generation
-        reaches a multiple of 2**16, stale postings are dropped: every stale
-        posting left then is of a generation since the last multiple, which the
-        label's cannot come back to before the next one.
+        Generations are 16 bits, so before one would reach 2**16 the index is
+        compacted: the stale postings go and every generation starts again at 0.
         """
-        gen = int(self._gen.data[label]) + 1
-        if gen % _GEN_WRAP == 0 and self._stale:
+        if int(self._gen.data[label]) + 1 >= _GEN_WRAP:
             self._compact()
-        self._gen.data[label] = gen
+        self._gen.data[label] += 1
 
     def _compact(self) -> None:
-        """Drop stale postings (and the term ids of replaced documents)."""
+        """Drop stale postings (and the term ids of replaced documents); every
+        generation starts again at 0."""
         live = self._start.view >= 0
         for tid, post in enumerate(self._postings):
             if not self._stale_of.data[tid]:
                 continue
             labels = post.labels.view
-            keep = live[labels] & (post.gen.view == self._gen.data[labels].astype(np.uint16))
+            keep = live[labels] & (post.gen.view == self._gen.data[labels])
             fresh = _Postings()
             fresh.labels.extend(labels[keep])
             fresh.gen.extend(post.gen.view[keep])
@@ -362,6 +360,11 @@ class LexicalIndex:
             fresh.ctx.extend(post.ctx.view[keep])
             self._postings[tid] = fresh
         self._stale_of.data[:] = 0
+        # Every posting left is live: all of them, and every label, go back to
+        # generation 0 (so a generation never wraps, see _bump).
+        for post in self._postings:
+            post.gen.view[:] = 0
+        self._gen.view[:] = 0
         docs = np.flatnonzero(live)
         tids = Column(self._doc_tids.data.dtype)
         starts = np.full(self._start.n, -1, np.int32)
@@ -477,7 +480,7 @@ class LexicalIndex:
             gens = post.gen.view
         keep: np.ndarray | None = None
         if self._stale_of.data[tid]:
-            keep = gens == self._gen.data[labels].astype(np.uint16)  # modulo 2**16
+            keep = gens == self._gen.data[labels]
         if allowed is not None:
             if len(allowed) >= self._gen.n:
                 ok = allowed[labels]
