@@ -59,8 +59,9 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
 
     Call it first thing in a process that will hold many memories, before any
     engine is opened: glibc fixes the cap when threads first need more arenas,
-    so a later call may have no effect. ``MALLOC_ARENA_MAX`` in the environment
-    takes precedence (then nothing is changed). The engine's servers call this
+    so a later call may have no effect. ``MALLOC_ARENA_MAX`` (or
+    ``glibc.malloc.arena_max`` in ``GLIBC_TUNABLES``) in the environment takes
+    precedence (then nothing is changed). The engine's servers call this
     at start. The cost is more contention between threads allocating at once,
     which recall (Python, one thread at a time) does not do.
 
@@ -72,6 +73,7 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     """
     if isinstance(arenas, bool) or not isinstance(arenas, int) or arenas < 1:
         raise ValueError(f"arenas {arenas!r} must be an int of at least 1 (1 or 2 save the most)")
-    if _LIBC is None or os.environ.get("MALLOC_ARENA_MAX"):
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if _LIBC is None or os.environ.get("MALLOC_ARENA_MAX") or "arena_max" in tunables:
         return False
     return bool(_LIBC.mallopt(_M_ARENA_MAX, arenas))

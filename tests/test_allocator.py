@@ -32,9 +32,11 @@ print(capped)
 """
 
 
-def _run(arenas: int, env_cap: str | None = None) -> tuple[str, int]:
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
-    if env_cap is not None:
+def _run(arenas: int, env_cap: str | None = None, tunable: bool = False) -> tuple[str, int]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+    if env_cap is not None and tunable:
+        env["GLIBC_TUNABLES"] = f"glibc.malloc.arena_max={env_cap}"
+    elif env_cap is not None:
         env["MALLOC_ARENA_MAX"] = env_cap
     out = subprocess.run(
         [sys.executable, "-c", _CHILD.format(arenas=arenas)],
@@ -64,7 +66,8 @@ def test_the_cap_holds_for_threads_started_after_it() -> None:
 
 
 @pytest.mark.skipif(not _GLIBC, reason="glibc only")
-def test_the_environment_wins() -> None:
-    capped, used = _run(1, env_cap="3")
+@pytest.mark.parametrize("tunable", [False, True])
+def test_the_environment_wins(tunable: bool) -> None:
+    capped, used = _run(1, env_cap="3", tunable=tunable)
     assert capped == "False"
     assert 1 < used <= 3

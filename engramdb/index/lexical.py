@@ -187,8 +187,8 @@ class LexicalIndex:
         self._gen = Column(np.uint16)
         """Generation of each label's document (counts its re-indexings since the last
         compaction, which sets every generation back to 0)."""
-        self._length = Column(np.float32)
-        """Each label's document length in tokens (whole numbers: exact in float32)."""
+        self._length = Column(np.uint32)
+        """Each label's document length in tokens."""
         self._start = Column(np.int32)
         """Where each label's live document's term ids start in ``_doc_tids``; -1: none."""
         self._count = Column(np.int32)
@@ -225,7 +225,7 @@ class LexicalIndex:
         if label >= self._gen.n:
             extra = label + 1 - self._gen.n
             self._gen.extend(np.zeros(extra, np.uint16))
-            self._length.extend(np.zeros(extra, np.float32))
+            self._length.extend(np.zeros(extra, np.uint32))
             self._start.extend(np.full(extra, -1, np.int32))
             self._count.extend(np.zeros(extra, np.int32))
 
@@ -254,7 +254,9 @@ class LexicalIndex:
 
     def upsert(self, docs: Iterable[tuple[int, str, str]]) -> None:
         """Insert or replace documents ``(label, own text, context)``."""
-        rows = list(docs)
+        # One document per label: a label given twice keeps its last (two would
+        # both be posted under its one generation, and one would outlive a removal).
+        rows = list({int(r[0]): r for r in docs}.values())
         self.remove([int(r[0]) for r in rows])
         self._norms = None
         entries: list[tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
@@ -271,8 +273,8 @@ class LexicalIndex:
             tf = np.minimum(tf, _COUNT_MAX).astype(np.uint16)
             self._ensure_labels(label)
             self._bump(label)
-            length = float(len(own_tokens) + len(ctx_tokens))
-            self._length.data[label] = length
+            self._length.data[label] = len(own_tokens) + len(ctx_tokens)
+            length = float(self._length.data[label])
             self._total_length += length
             self._start.data[label] = self._doc_tids.n
             self._count.data[label] = len(ids)

@@ -161,6 +161,17 @@ def test_wrapping_generations_match_a_fresh_index(
         )
 
 
+def test_a_label_twice_in_one_batch_keeps_its_last_document() -> None:
+    ix = LexicalIndex()
+    ix.upsert([(1, "apple pie", ""), (2, "plain bread", ""), (1, "cherry tart", "")])
+    assert len(ix) == 2
+    assert ix.search("apple", k=5)[1].tolist() == []
+    assert ix.search("cherry", k=5)[1].tolist() == [1]
+    ix.remove([1])
+    assert ix.search("cherry apple", k=5)[1].tolist() == []
+    assert ix.search("bread", k=5)[1].tolist() == [2]
+
+
 def test_term_ids_widen_past_a_16_bit_vocabulary() -> None:
     ix = LexicalIndex()
     ix.upsert([(1, "shared " + " ".join(f"w{i}" for i in range(70_000)), "")])
