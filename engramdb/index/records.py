@@ -71,11 +71,12 @@ class RecordColumns(Mapping[str, Memory]):
         self._view = columns
         self._session_name = session_name
         self.text: list[str | None] = []
-        self._metadata: list[dict[str, Any] | None] = []
-        """By label; None for an empty dict (most memories have none)."""
+        self._metadata: dict[int, dict[str, Any]] = {}
+        """By label, only where it is not empty (most memories have none)."""
         self.created = Column(np.int64)
         self.updated = Column(np.int64)
-        self.expires = Column(np.int64)
+        self._expires: dict[int, int] = {}
+        """Expiry by label, only where there is one (most memories have none)."""
         self.importance = Column(np.float64)
         self._rare: dict[int, tuple[str | None, tuple[str, ...], int]] = {}
         """Label -> (parent_id, source_ids, chunks), only where one differs from its default."""
@@ -111,7 +112,7 @@ class RecordColumns(Mapping[str, Memory]):
         last = view["last_access"].data[at].tolist()
         created = self.created.data[at].tolist()
         updated = self.updated.data[at].tolist()
-        expires = self.expires.data[at].tolist()
+        expiring = self._expires
         importance = self.importance.data[at].tolist()
         out = []
         for i, label in enumerate(at.tolist()):
@@ -119,7 +120,7 @@ class RecordColumns(Mapping[str, Memory]):
             if mid is None or text is None:
                 raise KeyError(f"label {label} holds no memory of agent {self.agent!r}")
             parent, sources, chunks = self._rare.get(label, _COMMON)
-            meta = self._metadata[label]
+            meta = self._metadata.get(label)
             out.append(
                 _construct(
                     id=mid,
@@ -133,7 +134,9 @@ class RecordColumns(Mapping[str, Memory]):
                     updated_at=_EPOCH + _MICRO * updated[i],
                     last_accessed_at=None if last[i] == NO_TIME else _EPOCH + _MICRO * last[i],
                     access_count=access[i],
-                    expires_at=None if expires[i] == NO_TIME else _EPOCH + _MICRO * expires[i],
+                    expires_at=(
+                        None if label not in expiring else _EPOCH + _MICRO * expiring[label]
+                    ),
                     parent_id=parent,
                     source_ids=sources,
                     status=_STATUS[archived[i]],
@@ -144,8 +147,7 @@ class RecordColumns(Mapping[str, Memory]):
 
     def metadata(self, label: int) -> Mapping[str, Any]:
         """A label's metadata, without building its record (for ``where`` filters)."""
-        meta = self._metadata[label]
-        return _EMPTY if meta is None else meta
+        return self._metadata.get(label, _EMPTY)
 
     def parent_id(self, label: int) -> str | None:
         return self._rare.get(label, _COMMON)[0]
@@ -154,36 +156,42 @@ class RecordColumns(Mapping[str, Memory]):
 
     def trim(self) -> None:
         """Drop the columns' spare capacity (after a bulk build)."""
-        for column in (self.created, self.updated, self.expires, self.importance):
+        for column in (self.created, self.updated, self.importance):
             column.trim()
 
     def append(self, memories: Sequence[Memory]) -> None:
         """Keep the records of memories given the next labels, in order."""
         start = len(self.text)
         self.text.extend(m.text for m in memories)
-        self._metadata.extend(m.metadata or None for m in memories)
         self.created.extend(np.array([to_micros(m.created_at) for m in memories], np.int64))
         self.updated.extend(np.array([to_micros(m.updated_at) for m in memories], np.int64))
-        self.expires.extend(np.array([to_micros(m.expires_at) for m in memories], np.int64))
         self.importance.extend(np.array([m.importance for m in memories], np.float64))
         for i, m in enumerate(memories):
-            self._keep_rare(start + i, m)
+            self._keep_sparse(start + i, m)
 
     def replace(self, label: int, memory: Memory) -> None:
         """New values for a live label's record (same text, session and creation time)."""
-        self._metadata[label] = memory.metadata or None
         self.updated.data[label] = to_micros(memory.updated_at)
-        self.expires.data[label] = to_micros(memory.expires_at)
         self.importance.data[label] = memory.importance
-        self._keep_rare(label, memory)
+        self._keep_sparse(label, memory)
 
     def drop(self, label: int) -> None:
         """Forget a label's record (the label is dead for good)."""
         self.text[label] = None
-        self._metadata[label] = None
+        self._metadata.pop(label, None)
+        self._expires.pop(label, None)
         self._rare.pop(label, None)
 
-    def _keep_rare(self, label: int, m: Memory) -> None:
+    def _keep_sparse(self, label: int, m: Memory) -> None:
+        """Keep the fields most memories leave at their default only where they do not."""
+        if m.metadata:
+            self._metadata[label] = m.metadata
+        else:
+            self._metadata.pop(label, None)
+        if m.expires_at is not None:
+            self._expires[label] = to_micros(m.expires_at)
+        else:
+            self._expires.pop(label, None)
         if m.parent_id is None and not m.source_ids and m.chunks == 1:
             self._rare.pop(label, None)
         else:

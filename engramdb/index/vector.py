@@ -343,7 +343,7 @@ class HNSWIndex:
     """Approximate search on an HNSW graph (inner product on unit vectors).
 
     Internal FAISS ids are insertion positions; ``_labels`` maps them to labels
-    and ``_pos`` (an array indexed by label, -1 for none) back.
+    and ``_pos`` (an array indexed by label, -1 for none) back, both in 32 bits.
     Removed nodes stay in the graph as tombstones, masked out of every search,
     until they reach a quarter of the graph and it is rebuilt from the live nodes.
 
@@ -382,9 +382,9 @@ class HNSWIndex:
     def _reset(self) -> None:
         self.index = faiss.IndexHNSWFlat(self.dim, self.m, faiss.METRIC_INNER_PRODUCT)
         self.index.hnsw.efConstruction = self.ef_construction
-        self._labels = np.zeros(0, dtype=np.int64)
+        self._labels = np.zeros(0, dtype=np.int32)
         self._alive = np.zeros(0, dtype=bool)
-        self._pos = np.zeros(0, dtype=np.int64)
+        self._pos = np.zeros(0, dtype=np.int32)
         self._live = 0
         self._tuned_size = 0
         self._params: dict[int, faiss.SearchParametersHNSW] = {}
@@ -429,7 +429,7 @@ class HNSWIndex:
         out.index = graph
         labels = np.asarray(labels, dtype=np.int64)
         out._alive = labels >= 0
-        out._labels = np.where(out._alive, labels, 0)
+        out._labels = np.where(out._alive, labels, 0).astype(np.int32)
         live = labels[out._alive]
         if len(np.unique(live)) != len(live):
             raise ValidationError("a label appears twice among the restored graph's nodes")
@@ -481,12 +481,12 @@ class HNSWIndex:
         if not len(self._pos):
             return np.full(len(labels), -1, np.int64)
         inside = (labels >= 0) & (labels < len(self._pos))
-        return np.where(inside, self._pos[np.where(inside, labels, 0)], -1)
+        return np.where(inside, self._pos[np.where(inside, labels, 0)], -1).astype(np.int64)
 
     def _set_positions(self, labels: IntArray, positions: np.ndarray) -> None:
         """Point ``labels`` at graph ``positions`` (the label -> position array grows)."""
         if len(labels) and int(labels.max()) >= len(self._pos):
-            grown = np.full(max(int(labels.max()) + 1, 2 * len(self._pos)), -1, np.int64)
+            grown = np.full(max(int(labels.max()) + 1, 2 * len(self._pos)), -1, np.int32)
             grown[: len(self._pos)] = self._pos
             self._pos = grown
         fresh = self._pos[labels] < 0
@@ -506,7 +506,7 @@ class HNSWIndex:
         start = int(self.index.ntotal)
         with faiss_threads(build_threads()):
             self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        self._labels = np.concatenate([self._labels, labels])
+        self._labels = np.concatenate([self._labels, labels.astype(np.int32)])
         self._alive = np.concatenate([self._alive, np.ones(len(labels), dtype=bool)])
         self._set_positions(labels, start + np.arange(len(labels), dtype=np.int64))
 
@@ -577,7 +577,7 @@ class HNSWIndex:
         """Rebuild the graph from its live nodes, dropping every tombstone."""
         live = np.flatnonzero(self._alive)
         vectors = self._storage().reconstruct_batch(live) if len(live) else None
-        labels = self._labels[live]
+        labels = self._labels[live].astype(np.int64)
         self._reset()
         if vectors is not None:
             self.add(labels, vectors)
@@ -600,7 +600,7 @@ class HNSWIndex:
             # checks slow the walk) and at least k nodes, so the beam fills every slot.
             scores, pos = self.index.search(query, k, params=self._beam(k))
             if pos[:, k - 1].min() >= 0:
-                return scores, self._labels[pos]
+                return scores, self._labels[pos].astype(np.int64)
             return self._search(query, k, None)  # the walk fell short: scan
         return self._search(query, k, allowed)
 
@@ -650,7 +650,7 @@ class HNSWIndex:
                     query[short], k, params=faiss.SearchParameters(sel=sel)
                 )
                 scores[short], pos[short] = exact_s, exact_p
-        labels = np.where(pos >= 0, self._labels[np.maximum(pos, 0)], -1)
+        labels = np.where(pos >= 0, self._labels[np.maximum(pos, 0)], -1).astype(np.int64)
         return scores, labels
 
 

@@ -249,7 +249,6 @@ class AgentView:
             *self._columns(),
             self.records.created,
             self.records.updated,
-            self.records.expires,
             self.records.importance,
         )
         arrays = sum(c.data.nbytes for c in columns) + 8 * len(self.ids)
