@@ -21,9 +21,10 @@ again, after a garbage collection:
   heaps fragmented after a build.
 
 Raw FAISS HNSW (the same vectors, M=32) is measured the same way, built in a fresh
-process, for reference. Reported: the RSS delta per memory, the part of it that
-is anonymous memory (heap, not file-backed pages such as library code the first
-recall runs; Linux only) and the view's own estimate (``engine.stats()``).
+process, for reference. Reported in KiB (1,024 bytes): the RSS delta per memory,
+the part of it that is anonymous memory (heap, not file-backed pages such as
+library code the first recall runs; Linux only) and the view's own estimate
+(``engine.stats()``).
 """
 
 from __future__ import annotations
@@ -220,9 +221,9 @@ def main(argv: list[str] | None = None) -> Path | None:
             "process",
             "memories",
             "view from",
-            "resident KB / memory",
-            "of it anonymous KB",
-            "view's estimate KB",
+            "resident KiB / memory",
+            "of it anonymous KiB",
+            "view's estimate KiB",
         ],
         rows,
     )
