@@ -32,9 +32,11 @@ from engramdb.index.records import NO_TIME
 from engramdb.index.vector import HNSWIndex
 from engramdb.index.view import AgentView, normalize_rows, to_micros
 from engramdb.records import Memory, check_id, check_name
+from engramdb.store.access import ACCESS_TABLE
 from engramdb.store.location import StoreLocation
 from engramdb.store.schema import arrow_to_memories, arrow_vectors
-from engramdb.store.table import Changes, MemoryTable, agent_filter
+from engramdb.store.table import LANCE_DIR, TABLE, Changes, MemoryTable, agent_filter
+from engramdb.store.watch import VersionsWatch
 
 __all__ = ["CACHE_DIR", "RegistryStats", "ViewRegistry", "ViewStats"]
 
@@ -167,6 +169,11 @@ class ViewRegistry:
         self._seen_version = store.version
         self._seen_log = store.access.version
         self.cache = IndexCache(cache_dir(settings, store.root)) if settings.index_cache else None
+        self._watch: VersionsWatch | None = None
+        """A local reader's look at the tables before it asks LanceDB (see :meth:`follow`)."""
+        if read_only and store.root.is_local:
+            lance = store.root.path / LANCE_DIR
+            self._watch = VersionsWatch([lance / f"{TABLE}.lance", lance / f"{ACCESS_TABLE}.lance"])
 
     def __iter__(self) -> Iterator[AgentView]:
         return iter(list(self._views.values()))
@@ -448,7 +455,19 @@ class ViewRegistry:
         flush updates records in place. When the store cannot say what changed
         (the old version was cleaned up), the views are dropped and rebuilt. Counts
         appended to the access log since are laid over the views' (never lower).
+        On a local store, LanceDB is asked only when a table's ``_versions``
+        directory changed since the last follow (or too recently to tell: see
+        :mod:`engramdb.store.watch`).
         """
+        watch = self._watch
+        stamp = watch.look() if watch is not None else None
+        if watch is not None and stamp is not None and watch.unchanged(stamp):
+            return
+        self._follow()
+        if watch is not None and stamp is not None:
+            watch.followed(stamp)
+
+    def _follow(self) -> None:
         self.store.refresh()
         self.store.access.refresh()
         version = self.store.version

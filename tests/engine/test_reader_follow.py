@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -84,3 +85,26 @@ def test_a_reader_rebuilds_when_the_versions_it_held_are_gone(pair) -> None:
     writer.add("and one after it", agent="a")
     assert _hits(reader) == _fresh(path)
     assert "and one after it" in [m.text for m in reader.list(agent="a", limit=None)]
+
+
+def test_an_idle_local_reader_asks_lancedb_only_after_a_commit(pair, monkeypatch) -> None:
+    from engramdb.store import watch
+
+    path, writer, reader = pair
+    monkeypatch.setattr(watch, "RACY_SECONDS", 0.05)  # file times older than this are trusted
+    store = reader._views.store
+    calls = []
+    real = store.refresh
+    monkeypatch.setattr(store, "refresh", lambda: (calls.append(1), real())[1])
+    assert _hits(reader) == _fresh(path)
+    time.sleep(0.2)
+    _hits(reader)  # follows once more: the last look was too recent to trust
+    calls.clear()
+    for _ in range(3):
+        assert _hits(reader) == _fresh(path)
+    assert calls == []  # nothing committed: the table directories said so
+    new = writer.add("a fresh garden memory about roses and watering", agent="a")
+    found = reader.recall(QUERY, agent="a", k=50, record_access=False)
+    assert calls  # the commit changed a directory: LanceDB was asked
+    assert new.id in {h.memory.id for h in found}
+    assert _hits(reader) == _fresh(path)
