@@ -191,7 +191,10 @@ class Settings(CheckedSettings):
     follow_interval: timedelta | None = Field(None, ge=timedelta(0))
     """How often a read-only engine looks for the writer's new commits; None: on every
     call for a local store, every :data:`DEFAULT_REMOTE_FOLLOW_SECONDS` on object storage.
-    A write is visible to such a reader at most this long (plus one read) after it returned."""
+    A write is visible to such a reader at most this long (plus one read) after it returned.
+    With None on a local store, LanceDB is asked only when a table's directory of versions
+    changed (see :mod:`engramdb.store.watch`); 0 asks it on every call (for a network
+    file system whose attribute cache would hide a directory's change)."""
     writer_name: str | None = Field(None, min_length=1, max_length=200)
     """How a writer names itself in its lease (default ``host:pid``); a refused second
     writer, and a read-only server refusing a write, quote it."""

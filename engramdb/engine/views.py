@@ -171,7 +171,7 @@ class ViewRegistry:
         self.cache = IndexCache(cache_dir(settings, store.root)) if settings.index_cache else None
         self._watch: VersionsWatch | None = None
         """A local reader's look at the tables before it asks LanceDB (see :meth:`follow`)."""
-        if read_only and store.root.is_local:
+        if read_only and store.root.is_local and settings.follow_interval is None:
             lance = store.root.path / LANCE_DIR
             self._watch = VersionsWatch([lance / f"{TABLE}.lance", lance / f"{ACCESS_TABLE}.lance"])
 

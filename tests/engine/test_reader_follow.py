@@ -108,3 +108,20 @@ def test_an_idle_local_reader_asks_lancedb_only_after_a_commit(pair, monkeypatch
     assert calls  # the commit changed a directory: LanceDB was asked
     assert new.id in {h.memory.id for h in found}
     assert _hits(reader) == _fresh(path)
+
+
+def test_a_follow_interval_of_zero_asks_lancedb_on_every_call(pair, monkeypatch) -> None:
+    from engramdb import Settings
+    from engramdb.store import watch
+
+    path, _, _ = pair
+    monkeypatch.setattr(watch, "RACY_SECONDS", 0.0)
+    settings = Settings(follow_interval=timedelta(0))
+    with MemoryEngine.open(path, embedder="hashing", read_only=True, settings=settings) as reader:
+        store = reader._views.store
+        calls = []
+        real = store.refresh
+        monkeypatch.setattr(store, "refresh", lambda: (calls.append(1), real())[1])
+        for _ in range(3):
+            _hits(reader)
+        assert len(calls) == 3
