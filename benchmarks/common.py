@@ -292,6 +292,11 @@ def anon_bytes() -> int | None:
     return None
 
 
+def per_item(before: int | None, after: int | None, n: int) -> float | None:
+    """``(after - before) / n``; None when either figure is missing (see :func:`anon_bytes`)."""
+    return None if before is None or after is None else (after - before) / n
+
+
 # -- command line -----------------------------------------------------------------------
 
 

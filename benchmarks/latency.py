@@ -362,7 +362,7 @@ def worker_main(spec_path: Path) -> None:
 
 def query_worker(spec: dict[str, Any], d: Path, base: np.ndarray, t_start: float) -> dict[str, Any]:
     import systems
-    from common import anon_bytes, rss_bytes
+    from common import anon_bytes, per_item, rss_bytes
 
     variant = spec["name"]
     queries = np.load(d / "queries.npy")
@@ -408,9 +408,7 @@ def query_worker(spec: dict[str, Any], d: Path, base: np.ndarray, t_start: float
         "bytes_per_memory": (rss1 - rss0) / spec["n"],
         # The heap alone: the RSS delta also counts file-backed pages (library code
         # and mapped files first touched by the build), not held per memory.
-        "anon_bytes_per_memory": (
-            None if anon0 is None or anon1 is None else (anon1 - anon0) / spec["n"]
-        ),
+        "anon_bytes_per_memory": per_item(anon0, anon1, spec["n"]),
     }
     if system.info:
         out["info"] = system.info

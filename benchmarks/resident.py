@@ -49,6 +49,7 @@ from common import (
     generated_sentences,
     markdown_table,
     parse_size,
+    per_item,
     rss_bytes,
     scratch_dir,
     set_offline_env,
@@ -92,7 +93,7 @@ def child(store: Path, cache: bool, queries: Path, exact: int | None) -> dict[st
         "memories": view.memories,
         "source": view.source,
         "rss_bytes_per_memory": (rss1 - rss0) / view.memories,
-        "anon_bytes_per_memory": _per(anon0, anon1, view.memories),
+        "anon_bytes_per_memory": per_item(anon0, anon1, view.memories),
         "view_estimate_bytes_per_memory": view.nbytes / view.memories,
     }
 
@@ -113,12 +114,8 @@ def faiss_child(vectors: Path) -> dict[str, Any]:
     return {
         "memories": n,
         "rss_bytes_per_memory": (rss_bytes() - rss0) / n,
-        "anon_bytes_per_memory": _per(anon0, anon_bytes(), n),
+        "anon_bytes_per_memory": per_item(anon0, anon_bytes(), n),
     }
-
-
-def _per(before: int | None, after: int | None, n: int) -> float | None:
-    return None if before is None or after is None else (after - before) / n
 
 
 def _spawn(

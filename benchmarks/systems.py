@@ -364,7 +364,6 @@ def open_variant(
 
 
 @functools.cache
-@functools.cache
 def row_numbers(artefact: Path) -> dict[str, int]:
     """engramdb's memory ids -> the base set's row numbers: the harness's own bookkeeping,
     loaded before the memory baseline (it is not the engine's). One per artefact and

@@ -4,7 +4,7 @@ glibc's ``malloc`` gives each thread that allocates its own heap ("arena"), up
 to eight per core. LanceDB reads an agent's rows on its worker threads, so
 building a view leaves memory in several arenas, fragmented around the few
 allocations that live on; measured at 100k memories (``benchmarks/resident.py``),
-a view built with the default arenas holds about 0.3 KB per memory more than
+a view built with the default arenas holds 0.1-0.4 KiB per memory more than
 with one or two. Elsewhere than glibc both functions do nothing.
 """
 

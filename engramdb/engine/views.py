@@ -35,7 +35,7 @@ from engramdb.records import Memory, check_id, check_name
 from engramdb.store.access import ACCESS_TABLE
 from engramdb.store.location import StoreLocation
 from engramdb.store.schema import arrow_to_memories, arrow_vectors
-from engramdb.store.table import LANCE_DIR, TABLE, Changes, MemoryTable, agent_filter
+from engramdb.store.table import Changes, MemoryTable, agent_filter, table_dir
 from engramdb.store.watch import VersionsWatch
 
 __all__ = ["CACHE_DIR", "RegistryStats", "ViewRegistry", "ViewStats"]
@@ -172,8 +172,8 @@ class ViewRegistry:
         self._watch: VersionsWatch | None = None
         """A local reader's look at the tables before it asks LanceDB (see :meth:`follow`)."""
         if read_only and store.root.is_local and settings.follow_interval is None:
-            lance = store.root.path / LANCE_DIR
-            self._watch = VersionsWatch([lance / f"{TABLE}.lance", lance / f"{ACCESS_TABLE}.lance"])
+            memories = Path(table_dir(store.root))
+            self._watch = VersionsWatch([memories, memories.with_name(f"{ACCESS_TABLE}.lance")])
 
     def __iter__(self) -> Iterator[AgentView]:
         return iter(list(self._views.values()))
@@ -459,13 +459,13 @@ class ViewRegistry:
         directory changed since the last follow (or too recently to tell: see
         :mod:`engramdb.store.watch`).
         """
-        watch = self._watch
-        stamp = watch.look() if watch is not None else None
-        if watch is not None and stamp is not None and watch.unchanged(stamp):
+        if self._watch is None:
+            self._follow()
             return
-        self._follow()
-        if watch is not None and stamp is not None:
-            watch.followed(stamp)
+        stamp = self._watch.look()
+        if not self._watch.unchanged(stamp):
+            self._follow()
+            self._watch.followed(stamp)
 
     def _follow(self) -> None:
         self.store.refresh()

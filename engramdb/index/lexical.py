@@ -273,8 +273,8 @@ class LexicalIndex:
             tf = np.minimum(tf, _COUNT_MAX).astype(np.uint16)
             self._ensure_labels(label)
             self._bump(label)
-            self._length.data[label] = len(own_tokens) + len(ctx_tokens)
-            length = float(self._length.data[label])
+            length = len(own_tokens) + len(ctx_tokens)
+            self._length.data[label] = length
             self._total_length += length
             self._start.data[label] = self._doc_tids.n
             self._count.data[label] = len(ids)

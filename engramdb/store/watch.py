@@ -9,7 +9,7 @@ directories costs microseconds. So the reader asks LanceDB only when a
 directory changed, or when it changed too recently to trust: file times are
 coarse (a commit in the same clock tick as the last one looked at leaves the
 time as it was), so a time within :data:`RACY_SECONDS` of now always counts as
-a change. Anything that cannot be looked at counts as a change too.
+a change. A missing directory is stamped as missing, so its creation is a change.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from engramdb import MemoryEngine
@@ -147,18 +149,30 @@ def test_background_writes_wait_out_the_interval_and_close_does_not(store_path: 
         assert sum(_stored_counts(again).values()) == len(first) + len(second)
 
 
-def test_background_writes_wait_for_a_pause_in_recall(store_path: Path) -> None:
+@contextlib.contextmanager
+def _pausing(
+    store_path: Path, *, idle: float, max_wait: float
+) -> Iterator[tuple[MemoryEngine, threading.Event]]:
+    """An engine whose background writer wakes at every access and waits for ``idle``
+    seconds without recall (at most ``max_wait``); the event is set before each write."""
     settings = Settings(
         access_flush_every=1,
         access_flush_interval=0.0,
-        access_flush_idle=0.2,
-        access_flush_max_wait=3600.0,
+        access_flush_idle=idle,
+        access_flush_max_wait=max_wait,
     )
     engine = MemoryEngine.open(store_path, embedder="hashing", settings=settings)
     try:
         engine.add_many(TEXTS, agent="a")
         wrote = threading.Event()
         engine._access.before_write = wrote.set
+        yield engine, wrote
+    finally:
+        engine.close()
+
+
+def test_background_writes_wait_for_a_pause_in_recall(store_path: Path) -> None:
+    with _pausing(store_path, idle=0.2, max_wait=3600.0) as (engine, wrote):
         with engine._access.busy():  # a recall still running (as a long one would be)
             hits = engine.recall("garden", agent="a", k=3)  # wakes the writer
             assert not wrote.wait(1.0)  # no write while a recall runs
@@ -169,29 +183,15 @@ def test_background_writes_wait_for_a_pause_in_recall(store_path: Path) -> None:
                 break
             threading.Event().wait(0.05)
         assert sum(_stored_counts(engine).values()) == len(hits)
-    finally:
-        engine.close()
 
 
 def test_unbroken_recall_still_gets_its_counts_written_after_the_longest_wait(
     store_path: Path,
 ) -> None:
-    settings = Settings(
-        access_flush_every=1,
-        access_flush_interval=0.0,
-        access_flush_idle=3600.0,
-        access_flush_max_wait=0.3,
-    )
-    engine = MemoryEngine.open(store_path, embedder="hashing", settings=settings)
-    try:
-        engine.add_many(TEXTS, agent="a")
-        wrote = threading.Event()
-        engine._access.before_write = wrote.set
+    with _pausing(store_path, idle=3600.0, max_wait=0.3) as (engine, wrote):
         with engine._access.busy():  # never quiet for the hour the writer asks for
             engine.recall("garden", agent="a", k=3)
             assert wrote.wait(HANG), "the writer waited past access_flush_max_wait"
-    finally:
-        engine.close()
     assert not _writer_threads()
 
 
@@ -213,24 +213,12 @@ def test_close_does_not_wait_for_a_pause(store_path: Path) -> None:
 
 
 def test_a_half_full_buffer_is_written_without_waiting_for_a_pause(store_path: Path) -> None:
-    settings = Settings(
-        access_flush_every=1,
-        access_flush_interval=0.0,
-        access_flush_idle=3600.0,
-        access_flush_max_wait=3600.0,
-    )
-    engine = MemoryEngine.open(store_path, embedder="hashing", settings=settings)
-    try:
-        engine.add_many(TEXTS, agent="a")
-        wrote = threading.Event()
+    with _pausing(store_path, idle=3600.0, max_wait=3600.0) as (engine, wrote):
         log = engine._access
         log.capacity = 8
-        log.before_write = wrote.set
         with log.busy():  # recall never pauses for the hour the writer asks for
             engine.recall("garden", agent="a", k=2)  # 2 of 8 buffered: the writer waits
             assert not wrote.wait(1.0)
             engine.recall("tomatoes", agent="a", k=6)  # half full or more: no more waiting
             assert wrote.wait(HANG), "the writer waited with a half-full buffer"
         assert log.dropped == 0
-    finally:
-        engine.close()

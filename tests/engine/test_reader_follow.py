@@ -87,15 +87,21 @@ def test_a_reader_rebuilds_when_the_versions_it_held_are_gone(pair) -> None:
     assert "and one after it" in [m.text for m in reader.list(agent="a", limit=None)]
 
 
+def _refreshes(engine: MemoryEngine, monkeypatch) -> list[int]:
+    """A list that grows by one each time the engine asks LanceDB for the newest version."""
+    store = engine._views.store
+    calls: list[int] = []
+    real = store.refresh
+    monkeypatch.setattr(store, "refresh", lambda: (calls.append(1), real())[1])
+    return calls
+
+
 def test_an_idle_local_reader_asks_lancedb_only_after_a_commit(pair, monkeypatch) -> None:
     from engramdb.store import watch
 
     path, writer, reader = pair
     monkeypatch.setattr(watch, "RACY_SECONDS", 0.05)  # file times older than this are trusted
-    store = reader._views.store
-    calls = []
-    real = store.refresh
-    monkeypatch.setattr(store, "refresh", lambda: (calls.append(1), real())[1])
+    calls = _refreshes(reader, monkeypatch)
     assert _hits(reader) == _fresh(path)
     time.sleep(0.2)
     _hits(reader)  # follows once more: the last look was too recent to trust
@@ -118,10 +124,7 @@ def test_a_follow_interval_of_zero_asks_lancedb_on_every_call(pair, monkeypatch)
     monkeypatch.setattr(watch, "RACY_SECONDS", 0.0)
     settings = Settings(follow_interval=timedelta(0))
     with MemoryEngine.open(path, embedder="hashing", read_only=True, settings=settings) as reader:
-        store = reader._views.store
-        calls = []
-        real = store.refresh
-        monkeypatch.setattr(store, "refresh", lambda: (calls.append(1), real())[1])
+        calls = _refreshes(reader, monkeypatch)
         for _ in range(3):
             _hits(reader)
         assert len(calls) == 3
