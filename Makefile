@@ -27,8 +27,8 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(INSTALLED_TEST): pyproject.toml $(INSTALLED)
-	@echo "== installing the test, benchmark, server and Ray extras into $(VENV) (once)"
-	$(BIN)/pip install -e '.[test,bench,server,mcp,ray]'
+	@echo "== installing the test, benchmark, server, Ray and fast extras into $(VENV) (once)"
+	$(BIN)/pip install -e '.[test,bench,server,mcp,ray,fast]'
 	@touch $@
 
 install: $(INSTALLED)

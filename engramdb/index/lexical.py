@@ -1,10 +1,11 @@
 """Lexical (BM25) indexes over one agent's memories, held in memory.
 
 The ranking is SQLite FTS5's ``bm25()`` with column weights, computed over
-numpy postings. FTS5 itself was the first choice (standard library,
-incremental, transactional) and was measured too slow for recall: it scores
-matching documents one by one, 0.1-0.3 s for a query word found in a fifth to
-three quarters of 100,000 memories, where numpy scores a posting list in bulk.
+numpy postings by a compiled loop (numba, :mod:`engramdb.index.bm25`). FTS5
+itself was the first choice (standard library, incremental, transactional) and
+was measured too slow for recall: it scores matching documents one by one,
+0.1-0.3 s for a query word found in a fifth to three quarters of 100,000
+memories, where the loop takes a fraction of a millisecond.
 tantivy would be as fast but adds a native search engine and filters poorly
 against the engine's label masks; LanceDB's full-text index is rebuilt, not
 updated, on write; bm25s cannot add documents. What this module writes by hand
@@ -37,11 +38,9 @@ Example:
 
 from __future__ import annotations
 
-import bisect
 import math
 import re
 import unicodedata
-from array import array
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
@@ -49,10 +48,10 @@ import numpy as np
 import Stemmer
 
 from engramdb._types import BoolArray, FloatMatrix, IntArray
+from engramdb.index import bm25
 from engramdb.index.columns import Column
-from engramdb.records import Memory, MemoryKind
 
-__all__ = ["STOP_WORDS", "AgentLexicon", "LexicalIndex", "query_terms", "stem", "tokens"]
+__all__ = ["DEFAULT_CONTEXT_TURNS", "STOP_WORDS", "LexicalIndex", "query_terms", "stem", "tokens"]
 
 STOP_WORDS = frozenset(
     """
@@ -159,12 +158,11 @@ class LexicalIndex:
     The ranking is SQLite FTS5's ``bm25()`` with column weights (k1 = 1.2,
     b = 0.75): a term's frequency is the weighted sum of its counts in the two
     columns, a document's length is its token count over both, and an IDF at or
-    below zero counts as 1e-6. Postings are numpy arrays scored in bulk, so a
-    query term found in most of 100,000 documents costs a fraction of a
-    millisecond (FTS5 scores matches one by one: 0.3 s for such a term); with
-    max-score pruning (:meth:`_top`) the terms after the first few are scored only
-    on the documents that can still reach the top k. A
-    changed or removed document leaves stale postings, skipped by generation
+    below zero counts as 1e-6. Postings are numpy arrays, scored by a compiled
+    loop (:mod:`engramdb.index.bm25`), so a query whose terms are in a third of
+    100,000 documents costs about 0.3 ms (FTS5 scores matches one by one: 0.3 s
+    for one such term). A changed or removed document leaves stale postings,
+    skipped by generation
     (checked only for the terms that have any) and dropped when they outnumber
     the live ones. Each document's term ids are kept in one flat array (for
     removals), so the index holds no Python object per document. Not locked:
@@ -201,7 +199,7 @@ class LexicalIndex:
         self._live_postings = 0
         self._bounds: dict[int, dict[tuple[float, float], tuple[float, float]]] = {}
         """Per term and weights: its largest ``tf / (tf + norm)`` and the average length
-        it was measured at (dropped when the term gets postings)."""
+        it was measured at (dropped when the term gets postings; numpy path only)."""
         self._norms: tuple[float, np.ndarray] | None = None
         """BM25's length norm of every label at one average length (dropped on write)."""
 
@@ -398,20 +396,42 @@ class LexicalIndex:
         ids = {self._terms[t] for t in (stem(w) for w in query_terms(query)) if t in self._terms}
         if k <= 0 or not ids or not n_docs:
             return empty
-        w_own, w_ctx = weights or self.weights
-        avg = self._total_length / n_docs
         common = [t for t in ids if 2 * int(self._df.data[t]) > n_docs]
         rare = sorted(set(ids) - set(common))
         # A term in more than half the documents has an IDF of at most 0, which
         # BM25 (as FTS5) floors to 1e-6: it barely moves a score, and is the
         # costliest to score. It is scored only when the rarer terms match fewer
         # than k documents, so that those matching it alone still come back.
+        if not bm25.available():
+            found, values = self._search_numpy(rare, common, k, allowed, weights)
+            return values.astype(np.float32), found
+        terms = self._scoring(weights)
+        found, values, matched = bm25.search(
+            terms, self._posting_args(rare), self._gen.n, k, allowed
+        )
+        if matched < k and common:
+            postings = self._posting_args(sorted(ids))
+            found, values, _ = bm25.search(terms, postings, self._gen.n, k, allowed)
+        return values.astype(np.float32), found
+
+    def _search_numpy(
+        self,
+        rare: list[int],
+        common: list[int],
+        k: int,
+        allowed: BoolArray | None,
+        weights: tuple[float, float] | None,
+    ) -> tuple[IntArray, np.ndarray]:
+        """:meth:`search` without numba: the same floats, by max-score pruning in numpy."""
+        n_docs = self._n_docs
+        w_own, w_ctx = weights or self.weights
+        avg = self._total_length / n_docs
         scored: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         found, values, enough = self._top(rare, k, w_own, w_ctx, avg, n_docs, allowed, scored)
         if not enough and common:
             terms = rare + sorted(common)
             found, values, _ = self._top(terms, k, w_own, w_ctx, avg, n_docs, allowed, scored)
-        return values.astype(np.float32), found
+        return found, values
 
     def scores(
         self, query: str, labels: IntArray, *, weights: tuple[float, float] | None = None
@@ -422,11 +442,22 @@ class LexicalIndex:
         query term's part, added in term-id order), without ranking anything.
         """
         labels = np.asarray(labels, np.int64)
-        n_docs = self._n_docs
         terms = (stem(w) for w in query_terms(query))
         ids = sorted({self._terms[t] for t in terms if t in self._terms})
-        if not len(labels) or not ids or not n_docs:
+        if not len(labels) or not ids or not self._n_docs:
             return np.zeros(len(labels), np.float32)
+        if bm25.available():
+            sums = bm25.sums(self._scoring(weights), self._posting_args(ids), self._gen.n, labels)
+        else:
+            sums = self._sums_numpy(ids, labels, weights)
+        out: FloatMatrix = sums.astype(np.float32)
+        return out
+
+    def _sums_numpy(
+        self, ids: list[int], labels: IntArray, weights: tuple[float, float] | None
+    ) -> np.ndarray:
+        """:meth:`scores` without numba (float64)."""
+        n_docs = self._n_docs
         w_own, w_ctx = weights or self.weights
         avg = self._total_length / n_docs
         allowed = np.zeros(int(labels.max()) + 1, np.bool_)
@@ -436,19 +467,36 @@ class LexicalIndex:
             if int(self._df.data[tid]) > 0:
                 found, parts = self._term_scores(tid, w_own, w_ctx, avg, n_docs, allowed)
                 np.add.at(sums, found, parts)  # a term's live postings name each label once
-        out: FloatMatrix = sums[labels].astype(np.float32)
+        out: np.ndarray = sums[labels]
         return out
 
     def _idf(self, tid: int, n_docs: int) -> float:
         df = int(self._df.data[tid])
         return max(math.log((n_docs - df + 0.5) / (df + 0.5)), 1e-6)
 
+    def _scoring(self, weights: tuple[float, float] | None) -> bm25.Terms:
+        w_own, w_ctx = weights or self.weights
+        avg = self._total_length / self._n_docs
+        return bm25.Terms(self._gen.data, self._norm(avg), w_own, w_ctx, self.K1 + 1.0)
+
+    def _posting_args(self, tids: Sequence[int]) -> list[bm25.Posting]:
+        """The live terms among ``tids``, in that order, as the kernels take them."""
+        out: list[bm25.Posting] = []
+        for tid in tids:
+            if int(self._df.data[tid]) > 0:
+                post = self._postings[tid]
+                stale = bool(self._stale_of.data[tid])
+                idf = self._idf(tid, self._n_docs)
+                out.append(
+                    (post.labels.view, post.gen.view, post.own.view, post.ctx.view, stale, idf)
+                )
+        return out
+
     def _norm(self, avg: float) -> np.ndarray:
         """``k1 * (1 - b + b * length / avg)`` of every label, kept until the next write.
 
-        Each posting gathers its document's from here: the same float per element
-        as computing it per posting, at one gather instead of a gather and three
-        passes over the postings of every query term.
+        Each posting reads its document's from here: computed once per write, not
+        once per posting of every query term.
         """
         if self._norms is None or self._norms[0] != avg:
             lengths = self._length.view.astype(np.float64)
@@ -609,145 +657,3 @@ class LexicalIndex:
             found, values = found[at], values[at]
         best = np.lexsort((found, -values))[:k]
         return found[best].astype(np.int64), values[best], enough
-
-
-class AgentLexicon:
-    """An agent's lexical side: memory documents with context, and session documents.
-
-    Keeps, per session, the episodic memories in order (``created_at``, then id),
-    so a memory added, changed or removed re-indexes only the memories whose
-    context it is part of (the next ``context_turns`` of its session) and its
-    session's document. The order is kept as arrays of labels, and texts, ids
-    and times by label: no Python object per memory beyond what the view holds.
-
-    Args:
-        context_turns: Previous episodic memories of the session in a memory's context.
-        weights: BM25 weights of a memory's own text and of its context.
-        shared: The owner's ids, texts and creation times (POSIX seconds) by label,
-            read instead of copies: the owner writes a memory's before :meth:`add`
-            and clears them only after :meth:`remove`. Without it the lexicon keeps
-            its own.
-    """
-
-    def __init__(
-        self,
-        *,
-        context_turns: int = DEFAULT_CONTEXT_TURNS,
-        weights: tuple[float, float] = (1.0, 0.5),
-        shared: tuple[list[str | None], list[str | None], Column] | None = None,
-    ) -> None:
-        self.context_turns = context_turns
-        self.memories = LexicalIndex(weights=weights)
-        self.sessions = LexicalIndex(weights=(1.0, 0.0))
-        self._order: dict[str, array[int]] = {}
-        """Session -> the labels of its episodic memories, in order."""
-        self._owned = shared is None
-        self._ids: list[str | None]
-        self._text: list[str | None]
-        if shared is None:
-            self._ids, self._text, self._created = [], [], Column(np.float64)
-        else:
-            self._ids, self._text, self._created = shared
-        self._ordered = Column(np.bool_)
-        """Whether a label is in its session's order."""
-        self._session_code: dict[str, int] = {}
-
-    def _key(self, label: int) -> tuple[float, str]:
-        return float(self._created.data[label]), self._ids[label] or ""
-
-    def _keep(self, m: Memory, label: int) -> None:
-        if label >= self._ordered.n:
-            self._ordered.extend(np.zeros(label + 1 - self._ordered.n, np.bool_))
-        if not self._owned:
-            return  # the owner has written them
-        if label >= len(self._text):
-            extra = label + 1 - len(self._text)
-            self._text.extend([None] * extra)
-            self._ids.extend([None] * extra)
-            self._created.extend(np.zeros(extra, np.float64))
-        self._text[label] = m.text
-        self._ids[label] = m.id
-        self._created.data[label] = m.created_at.timestamp()
-
-    def add(self, memories: Sequence[Memory], labels: Sequence[int], codes: Sequence[int]) -> None:
-        """Index new memories (``codes`` are their session codes in the agent view)."""
-        touched: dict[str, set[int]] = {}
-        docs: list[tuple[int, str, str]] = []
-        for m, label, code in zip(memories, labels, codes, strict=True):
-            self._keep(m, label)
-            if m.session is None or m.kind is not MemoryKind.EPISODIC:
-                docs.append((label, m.text, ""))
-                continue
-            self._session_code[m.session] = code
-            order = self._order.setdefault(m.session, array("q"))
-            bisect.insort(order, label, key=self._key)
-            self._ordered.data[label] = True
-            touched.setdefault(m.session, set()).add(label)
-        self.memories.upsert(docs)
-        self._reindex(touched)
-
-    def remove(self, memories: Sequence[Memory], labels: Sequence[int]) -> None:
-        """Forget memories that left the view."""
-        touched: dict[str, set[int]] = {}
-        for m, label in zip(memories, labels, strict=True):
-            session = m.session
-            known = label < self._ordered.n
-            if known and self._ordered.data[label] and session is not None:
-                order = self._order[session]
-                at = bisect.bisect_left(order, self._key(label), key=self._key)
-                order.pop(at)
-                # The memories that followed it now have another context.
-                follow = touched.setdefault(session, set())
-                follow.update(order[at : at + self.context_turns])
-            if known:
-                self._ordered.data[label] = False
-            if self._owned and label < len(self._text):
-                self._text[label] = None
-                self._ids[label] = None
-        self.memories.remove(labels)
-        self._reindex(touched)
-
-    def _reindex(self, touched: dict[str, set[int]]) -> None:
-        """Re-index the touched memories, the ones whose context they are in, and sessions."""
-        docs: list[tuple[int, str, str]] = []
-        session_docs: list[tuple[int, str, str]] = []
-        for session, labels in touched.items():
-            order = self._order[session]
-            redo: set[int] = set()
-            for label in labels:
-                if self._ordered.data[label]:
-                    i = bisect.bisect_left(order, self._key(label), key=self._key)
-                    redo.update(range(i, min(i + self.context_turns + 1, len(order))))
-            for i in sorted(redo):
-                before = order[max(0, i - self.context_turns) : i]
-                context = " ".join(self._text[x] or "" for x in before)
-                docs.append((order[i], self._text[order[i]] or "", context))
-            whole = " ".join(self._text[x] or "" for x in order)
-            session_docs.append((self._session_code[session], whole, ""))
-            if not order:
-                self.sessions.remove([self._session_code[session]])
-        self.memories.upsert(docs)
-        self.sessions.upsert([d for d in session_docs if d[1]])
-
-    def trim(self) -> None:
-        """Drop the arrays' spare capacity (after a bulk build)."""
-        self.memories.trim()
-        self.sessions.trim()
-        if self._owned:
-            self._created.trim()
-        self._ordered.trim()
-
-    def nbytes(self) -> int:
-        """The bytes of both indexes' arrays and of the session order (not the texts)."""
-        order = sum(8 * len(labels) for labels in self._order.values())
-        arrays = self._ordered.data.nbytes + (self._created.data.nbytes if self._owned else 0)
-        return self.memories.nbytes() + self.sessions.nbytes() + order + arrays
-
-    def session_scores(self, query: str, codes: IntArray) -> FloatMatrix:
-        """BM25 of each given session's document for ``query``, aligned with ``codes``
-        (0 where it does not match).
-
-        Only the given sessions are scored; every query term counts, the terms in
-        most session documents too (as for a search over all sessions).
-        """
-        return self.sessions.scores(query, codes)

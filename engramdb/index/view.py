@@ -25,7 +25,7 @@ from engramdb.index.hierarchy import (
     prune_hierarchy,
     refine_depths,
 )
-from engramdb.index.lexical import AgentLexicon
+from engramdb.index.lexicon import AgentLexicon
 from engramdb.index.records import RecordColumns, from_micros, to_micros
 from engramdb.index.vector import FlatIndex, HNSWIndex, NoIndex, VectorIndex, make_index
 from engramdb.records import Memory, MemoryKind, MemoryStatus

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from engramdb.index import lexical
-from engramdb.index.lexical import AgentLexicon, LexicalIndex, query_terms, tokens
+from engramdb.index.lexical import LexicalIndex, query_terms, tokens
+from engramdb.index.lexicon import AgentLexicon
 from engramdb.records import Memory, MemoryKind, new_id
 
 
