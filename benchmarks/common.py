@@ -73,6 +73,7 @@ PACKAGES = (
     "pyarrow",
     "chromadb",
     "bm25s",
+    "numba",
     "torch",
     "sentence-transformers",
     "transformers",
