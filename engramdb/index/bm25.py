@@ -96,6 +96,15 @@ def available() -> bool:
     return _available
 
 
+def _require() -> Any:
+    if not available():
+        raise RuntimeError(
+            "the compiled BM25 kernels need numba: pip install 'engramdb[fast]' "
+            "(LexicalIndex uses its numpy path without it)"
+        )
+    return _kernels
+
+
 class _Scratch(threading.local):
     def __init__(self) -> None:
         self.acc = np.zeros(0, np.float64)
@@ -108,6 +117,11 @@ class _Scratch(threading.local):
             self.acc = np.zeros(size, np.float64)
             self.seen = np.zeros(size, np.bool_)
             self.touched = np.zeros(size, np.int32)
+
+    def clear(self) -> None:
+        """Zero it all (after an interruption left some labels' sums in it)."""
+        self.acc.fill(0.0)
+        self.seen.fill(False)
 
 
 _scratch = _Scratch()
@@ -152,7 +166,7 @@ def search(
     allowed: BoolArray | None,
 ) -> tuple[IntArray, np.ndarray, int]:
     """The best ``k`` labels by BM25 sum, best first (ties: the lower label first),
-    their sums (float64), and how many labels matched. Only once :func:`available`.
+    their sums (float64), and how many labels matched. Needs :func:`available`.
 
     Args:
         terms: Scoring parameters shared by the terms.
@@ -161,16 +175,19 @@ def search(
         k: How many to return.
         allowed: Labels that may match (beyond its length: none); None: all.
     """
-    kern = _kernels
-    _scratch.fit(size)
-    n = _accumulate(kern, terms, postings, allowed)
-    s = _scratch
-    labels, values = kern.top_k(s.acc, s.seen, s.touched, n, k)
+    kern, s = _require(), _scratch
+    s.fit(size)
+    try:
+        n = _accumulate(kern, terms, postings, allowed)
+        labels, values = kern.top_k(s.acc, s.seen, s.touched, n, k)
+    except BaseException:  # a KeyboardInterrupt between two calls: no sum may linger
+        s.clear()
+        raise
     return labels.astype(np.int64), values, n
 
 
 def sums(terms: Terms, postings: Sequence[Posting], size: int, labels: IntArray) -> np.ndarray:
-    """The BM25 sum of each of ``labels`` (float64; 0 where none matches). Only once
+    """The BM25 sum of each of ``labels`` (float64; 0 where none matches). Needs
     :func:`available`.
 
     Args:
@@ -179,11 +196,14 @@ def sums(terms: Terms, postings: Sequence[Posting], size: int, labels: IntArray)
         size: One more than the largest label a posting can name.
         labels: The labels to score (any order, repeats and unknown labels allowed).
     """
-    kern = _kernels
-    _scratch.fit(size)
+    kern, s = _require(), _scratch
+    s.fit(size)
     allowed = np.zeros(int(labels.max()) + 1 if len(labels) else 0, np.bool_)
     allowed[labels] = True
-    n = _accumulate(kern, terms, postings, allowed)
-    s = _scratch
-    out: np.ndarray = kern.collect(s.acc, s.seen, s.touched, n, labels)
+    try:
+        n = _accumulate(kern, terms, postings, allowed)
+        out: np.ndarray = kern.collect(s.acc, s.seen, s.touched, n, labels)
+    except BaseException:  # as in search
+        s.clear()
+        raise
     return out

@@ -130,3 +130,21 @@ def test_the_compiled_loop_and_numpy_give_the_same_floats(monkeypatch: pytest.Mo
         c, d = both(ix.scores, query, asked, weights=weights)
         assert c.tobytes() == d.tobytes()
     assert ix._stale > 0
+
+
+def test_an_interrupted_search_leaves_no_sum_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = _posting([0, 1, 2], [1, 2, 3])
+    want = bm25.search(_terms(3), [p], 3, 3, None)
+    real = bm25._accumulate
+
+    def interrupted(*args: Any) -> int:
+        real(*args)  # the sums are in the scratch, then the call is interrupted
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bm25, "_accumulate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bm25.search(_terms(3), [p], 3, 3, None)
+    monkeypatch.undo()
+    got = bm25.search(_terms(3), [p], 3, 3, None)
+    assert got[0].tolist() == want[0].tolist() == [2, 1, 0]
+    assert got[1].tolist() == want[1].tolist()
