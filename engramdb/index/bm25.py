@@ -15,8 +15,9 @@ a recall allocates nothing of the agent's size, and many indexes (one per agent)
 share them: 13 bytes per memory of the largest agent a thread has searched.
 
 numba is optional (the ``fast`` extra): :class:`~engramdb.index.lexical.LexicalIndex`
-uses these kernels when it is installed and its own numpy path, which gives the
-same floats, when it is not. numba is imported, and the kernels compiled or
+uses these kernels when it is installed and the index holds at least
+:data:`MIN_POSTINGS` postings, and its own numpy path, which gives the same
+floats, otherwise. numba is imported, and the kernels compiled or
 loaded from numba's cache, on the first search, so importing engramdb stays
 cheap; that first search takes about 0.5 s and the process about 165 MB more
 resident memory (47 MB of it heap: LLVM, which numba needs to load even cached
@@ -62,6 +63,12 @@ class Terms:
 Posting = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool, float]
 """One term: labels (int32), generations and own and context counts (uint16), whether
 any posting is stale, and its IDF."""
+
+MIN_POSTINGS = 500_000
+"""Indexes with fewer live postings (about 20,000 memories of conversation) are
+scored in numpy: there a search takes under 0.2 ms either way, and loading numba
+(0.5 s, once per process) would not pay for itself in a short-lived one, such as
+a CLI call."""
 
 _kernels: Any = None
 _lock = threading.Lock()

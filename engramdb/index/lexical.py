@@ -402,7 +402,7 @@ class LexicalIndex:
         # BM25 (as FTS5) floors to 1e-6: it barely moves a score, and is the
         # costliest to score. It is scored only when the rarer terms match fewer
         # than k documents, so that those matching it alone still come back.
-        if not bm25.available():
+        if not self._compiled():
             found, values = self._search_numpy(rare, common, k, allowed, weights)
             return values.astype(np.float32), found
         terms = self._scoring(weights)
@@ -446,7 +446,7 @@ class LexicalIndex:
         ids = sorted({self._terms[t] for t in terms if t in self._terms})
         if not len(labels) or not ids or not self._n_docs:
             return np.zeros(len(labels), np.float32)
-        if bm25.available():
+        if self._compiled():
             sums = bm25.sums(self._scoring(weights), self._posting_args(ids), self._gen.n, labels)
         else:
             sums = self._sums_numpy(ids, labels, weights)
@@ -469,6 +469,11 @@ class LexicalIndex:
                 np.add.at(sums, found, parts)  # a term's live postings name each label once
         out: np.ndarray = sums[labels]
         return out
+
+    def _compiled(self) -> bool:
+        """Whether to score with the compiled loop: numba is there and the index is
+        large enough for it to pay (see :data:`engramdb.index.bm25.MIN_POSTINGS`)."""
+        return self._live_postings >= bm25.MIN_POSTINGS and bm25.available()
 
     def _idf(self, tid: int, n_docs: int) -> float:
         df = int(self._df.data[tid])

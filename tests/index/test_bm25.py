@@ -15,6 +15,12 @@ from engramdb.index.lexical import LexicalIndex
 numba = pytest.importorskip("numba", reason="the compiled loop needs numba (the fast extra)")
 
 
+@pytest.fixture(autouse=True)
+def compiled_at_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index's searches here take the compiled loop, small as the indexes are."""
+    monkeypatch.setattr(bm25, "MIN_POSTINGS", 0)
+
+
 def _terms(size: int) -> bm25.Terms:
     return bm25.Terms(np.zeros(size, np.uint16), np.ones(size), 1.0, 0.0, 2.2)
 
@@ -148,3 +154,26 @@ def test_an_interrupted_search_leaves_no_sum_behind(monkeypatch: pytest.MonkeyPa
     got = bm25.search(_terms(3), [p], 3, 3, None)
     assert got[0].tolist() == want[0].tolist() == [2, 1, 0]
     assert got[1].tolist() == want[1].tolist()
+
+
+def test_only_an_index_past_the_threshold_loads_the_kernels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+    real = bm25.available
+
+    def spy() -> bool:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(bm25, "available", spy)
+    ix = LexicalIndex()
+    ix.upsert([(x, f"word{x % 7} common", "") for x in range(200)])
+    monkeypatch.setattr(bm25, "MIN_POSTINGS", ix._live_postings + 1)
+    small = ix.search("word3 common", 5)
+    assert calls == []
+    monkeypatch.setattr(bm25, "MIN_POSTINGS", ix._live_postings)
+    large = ix.search("word3 common", 5)
+    assert calls  # asked (and, numba being installed, used)
+    assert small[1].tolist() == large[1].tolist()
+    assert small[0].tobytes() == large[0].tobytes()

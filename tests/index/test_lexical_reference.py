@@ -20,6 +20,8 @@ def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
         pytest.skip("numba is not installed (the fast extra)")
     if request.param == "numpy":
         monkeypatch.setattr(bm25, "available", lambda: False)
+    else:  # however small the index
+        monkeypatch.setattr(bm25, "MIN_POSTINGS", 0)
     return str(request.param)
 
 
