@@ -3,7 +3,8 @@
 The arithmetic is the one numpy did over whole postings, element by element: a
 float32 term frequency (``own * w_own + ctx * w_ctx``), a float32 numerator
 (``tf * idf``, then ``* (k1 + 1)``), divided in float64 by ``norm + tf``, and added
-to the label's float64 sum. No fast-math: every float is reproducible.
+to the label's float64 sum. No fast-math: every float is reproducible; numpy's
+error model, so a division by zero gives inf or nan as it does in numpy.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def accumulate(
     acc: np.ndarray,
     seen: np.ndarray,
@@ -56,13 +57,13 @@ def accumulate(
     return n
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _worse(va: float, la: int, vb: float, lb: int) -> bool:
     """Whether (va, la) ranks below (vb, lb): a lower sum, or an equal one and a higher label."""
     return va < vb or (va == vb and la > lb)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _sift_down(hv: np.ndarray, hl: np.ndarray, size: int, v: float, label: int) -> None:
     """Put (v, label) at the root of the min-heap of ``size`` and restore the order."""
     i = 0
@@ -81,7 +82,7 @@ def _sift_down(hv: np.ndarray, hl: np.ndarray, size: int, v: float, label: int) 
     hl[i] = label
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def top_k(
     acc: np.ndarray, seen: np.ndarray, touched: np.ndarray, n: int, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +122,7 @@ def top_k(
     return out_l, out_v
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def collect(
     acc: np.ndarray, seen: np.ndarray, touched: np.ndarray, n: int, labels: np.ndarray
 ) -> np.ndarray:

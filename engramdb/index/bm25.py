@@ -12,7 +12,8 @@ postings at 100,000 memories; here it is one pass, about a third of that.
 The accumulator, the seen flags and the list of touched labels are scratch
 arrays kept per thread (grown to the largest index the thread has searched), so
 a recall allocates nothing of the agent's size, and many indexes (one per agent)
-share them: 13 bytes per memory of the largest agent a thread has searched.
+share them: 13 bytes per memory of the largest agent a thread has searched (up to
+twice that, as they grow by doubling), kept for the thread's life.
 
 numba is optional (the ``fast`` extra): :class:`~engramdb.index.lexical.LexicalIndex`
 uses these kernels when it is installed and the index holds at least
@@ -82,6 +83,8 @@ def available() -> bool:
     only when about to search.
     """
     global _available, _kernels
+    # Read without the lock: while one thread loads numba, others see False and score
+    # in numpy, which gives the same floats.
     if _available is not None:
         return _available
     with _lock:
@@ -90,10 +93,11 @@ def available() -> bool:
             if importlib.util.find_spec("numba") is not None:
                 try:
                     from engramdb.index import _bm25_kernels
-                except RuntimeError as exc:  # numba found no directory to cache them in
+                except Exception as exc:  # numba broken, or no directory to cache in: numpy
                     warnings.warn(
-                        f"engramdb: BM25 runs on numpy, numba cannot cache its kernels "
-                        f"({exc}); set NUMBA_CACHE_DIR to a writable directory",
+                        f"engramdb: BM25 runs on numpy, numba's kernels did not load "
+                        f"({type(exc).__name__}: {exc}); if numba has no directory to "
+                        f"cache them in, set NUMBA_CACHE_DIR to a writable one",
                         RuntimeWarning,
                         stacklevel=2,
                     )
@@ -119,11 +123,14 @@ class _Scratch(threading.local):
         self.touched = np.zeros(0, np.int32)
 
     def fit(self, size: int) -> None:
-        if len(self.acc) < size:
-            size = max(size, 2 * len(self.acc))
-            self.acc = np.zeros(size, np.float64)
-            self.seen = np.zeros(size, np.bool_)
-            self.touched = np.zeros(size, np.int32)
+        have = min(len(self.acc), len(self.seen), len(self.touched))
+        if have < size:
+            size = max(size, 2 * have)
+            # All three made before any is kept: the kernels check no bounds, so the
+            # arrays must never differ in length (after a MemoryError, say).
+            acc, seen = np.zeros(size, np.float64), np.zeros(size, np.bool_)
+            touched = np.zeros(size, np.int32)
+            self.acc, self.seen, self.touched = acc, seen, touched
 
     def clear(self) -> None:
         """Zero it all (after an interruption left some labels' sums in it)."""

@@ -1,11 +1,12 @@
 """Lexical (BM25) indexes over one agent's memories, held in memory.
 
 The ranking is SQLite FTS5's ``bm25()`` with column weights, computed over
-numpy postings by a compiled loop (numba, :mod:`engramdb.index.bm25`). FTS5
-itself was the first choice (standard library, incremental, transactional) and
-was measured too slow for recall: it scores matching documents one by one,
-0.1-0.3 s for a query word found in a fifth to three quarters of 100,000
-memories, where the loop takes a fraction of a millisecond.
+numpy postings (on a large index with the ``fast`` extra, by a compiled loop:
+numba, :mod:`engramdb.index.bm25`). FTS5 itself was the first choice (standard
+library, incremental, transactional) and was measured too slow for recall: it
+scores matching documents one by one, 0.1-0.3 s for a query word found in a
+fifth to three quarters of 100,000 memories, where numpy takes under a
+millisecond.
 tantivy would be as fast but adds a native search engine and filters poorly
 against the engine's label masks; LanceDB's full-text index is rebuilt, not
 updated, on write; bm25s cannot add documents. What this module writes by hand
@@ -158,10 +159,12 @@ class LexicalIndex:
     The ranking is SQLite FTS5's ``bm25()`` with column weights (k1 = 1.2,
     b = 0.75): a term's frequency is the weighted sum of its counts in the two
     columns, a document's length is its token count over both, and an IDF at or
-    below zero counts as 1e-6. Postings are numpy arrays, scored by a compiled
-    loop (:mod:`engramdb.index.bm25`), so a query whose terms are in a third of
-    100,000 documents costs about 0.3 ms (FTS5 scores matches one by one: 0.3 s
-    for one such term). A changed or removed document leaves stale postings,
+    below zero counts as 1e-6. Postings are numpy arrays, scored in bulk by
+    max-score pruning in numpy or, with the ``fast`` extra on a large index, by a
+    compiled loop (:mod:`engramdb.index.bm25`), which gives the same floats: a
+    query whose terms are in a third of 100,000 documents costs 0.6-0.9 ms in
+    numpy and about 0.3 ms compiled (FTS5 scores matches one by one: 0.3 s for
+    one such term). A changed or removed document leaves stale postings,
     skipped by generation
     (checked only for the terms that have any) and dropped when they outnumber
     the live ones. Each document's term ids are kept in one flat array (for
@@ -436,7 +439,8 @@ class LexicalIndex:
     def scores(
         self, query: str, labels: IntArray, *, weights: tuple[float, float] | None = None
     ) -> FloatMatrix:
-        """BM25 of each of ``labels``' documents for ``query`` (0 where none matches).
+        """BM25 of each of ``labels``' documents for ``query`` (0 where none matches,
+        and for a label no document can have: negative or unknown).
 
         The values are the floats :meth:`search` gives the same documents (every
         query term's part, added in term-id order), without ranking anything.
@@ -444,13 +448,16 @@ class LexicalIndex:
         labels = np.asarray(labels, np.int64)
         terms = (stem(w) for w in query_terms(query))
         ids = sorted({self._terms[t] for t in terms if t in self._terms})
-        if not len(labels) or not ids or not self._n_docs:
-            return np.zeros(len(labels), np.float32)
+        out: FloatMatrix = np.zeros(len(labels), np.float32)
+        known = labels >= 0
+        asked = labels if known.all() else labels[known]
+        if not len(asked) or not ids or not self._n_docs:
+            return out
         if self._compiled():
-            sums = bm25.sums(self._scoring(weights), self._posting_args(ids), self._gen.n, labels)
+            sums = bm25.sums(self._scoring(weights), self._posting_args(ids), self._gen.n, asked)
         else:
-            sums = self._sums_numpy(ids, labels, weights)
-        out: FloatMatrix = sums.astype(np.float32)
+            sums = self._sums_numpy(ids, asked, weights)
+        out[known] = sums
         return out
 
     def _sums_numpy(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +15,8 @@ import pytest
 
 from engramdb.index import bm25
 from engramdb.index.lexical import LexicalIndex
+
+ROOT = Path(__file__).resolve().parents[2]
 
 numba = pytest.importorskip("numba", reason="the compiled loop needs numba (the fast extra)")
 
@@ -177,3 +183,64 @@ def test_only_an_index_past_the_threshold_loads_the_kernels(
     assert calls  # asked (and, numba being installed, used)
     assert small[1].tolist() == large[1].tolist()
     assert small[0].tobytes() == large[0].tobytes()
+
+
+def test_a_failed_growth_leaves_the_scratch_consistent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernels check no bounds: the three arrays must never differ in length."""
+    scratch = bm25._Scratch()
+    scratch.fit(10)
+    real, made = np.zeros, []
+
+    def second_fails(*args: Any, **kwargs: Any) -> np.ndarray:
+        made.append(1)
+        if len(made) == 2:
+            raise MemoryError
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(np, "zeros", second_fails)
+    with pytest.raises(MemoryError):
+        scratch.fit(1000)
+    monkeypatch.undo()
+    assert len(scratch.acc) == len(scratch.seen) == len(scratch.touched) == 10
+    scratch.fit(1000)
+    assert len(scratch.acc) == len(scratch.seen) == len(scratch.touched) == 1000
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_scores_of_labels_no_document_can_have_are_zero(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not compiled:
+        monkeypatch.setattr(bm25, "available", lambda: False)
+    ix = LexicalIndex()
+    ix.upsert([(0, "apple pie", ""), (3, "apple", ""), (4, "pear", "")])
+    got = ix.scores("apple", np.array([-1, 3, 10**6, 0, -5]))
+    assert got[[0, 2, 4]].tolist() == [0.0, 0.0, 0.0]
+    assert got[1] > 0 and got[3] > 0
+    assert ix.scores("apple", np.array([-1, -2])).tolist() == [0.0, 0.0]
+
+
+def test_a_numba_that_fails_to_import_falls_back_to_numpy(tmp_path: Path) -> None:
+    fake = tmp_path / "numba"
+    fake.mkdir()
+    (fake / "__init__.py").write_text('raise ImportError("this numba needs another numpy")\n')
+    code = (
+        "import warnings\n"
+        "from engramdb.index import bm25\n"
+        "from engramdb.index.lexical import LexicalIndex\n"
+        "bm25.MIN_POSTINGS = 0\n"
+        "ix = LexicalIndex()\n"
+        "ix.upsert([(1, 'a cat', ''), (2, 'a dog', '')])\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('always')\n"
+        "    first = ix.search('cat', 5)[1].tolist()\n"
+        "second = ix.search('cat', 5)[1].tolist()\n"
+        "print(first, second, bm25.available(), [str(w.message) for w in seen])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("[1] [1] False")
+    assert "this numba needs another numpy" in out.stdout
